@@ -20,6 +20,8 @@ struct machine;
 
 #define PCI_CFG_SPACE_SIZE   256
 #define PCI_MAX_SLOTS        32
+#define PCI_MAX_DEVFN        256		/* slot << 3 | function */
+#define PCI_DEVFN(slot, fn)  (((slot) << 3) | (fn))
 #define PCI_NUM_BARS         6
 
 /* Windows the bus assigns from and that the DSDT _CRS describes. */
@@ -28,7 +30,8 @@ struct machine;
 #define PCI_MMIO32_BASE       0xc0000000ULL
 #define PCI_MMIO32_END        0xfebfffffULL	/* inclusive, below the IOAPIC */
 
-/* INTx routing: slot s pin p (0 = INTA) -> GSI 16 + ((s + p) & 3), level. */
+/* INTx routing: slot s pin p (0 = INTA) -> GSI 16 + ((s + p) & 3), level,
+ * active high at the IOAPIC (KVM's IOAPIC does not model polarity). */
 #define PCI_INTX_GSI_BASE     16
 #define PCI_INTX_GSI(slot, pin) (PCI_INTX_GSI_BASE + (((slot) + (pin)) & 3))
 
@@ -94,7 +97,7 @@ struct pci_dev_ops {
 
 struct pci_dev {
 	const char *name;
-	int slot;			/* device number on bus 0, -1 until added */
+	int devfn;			/* slot << 3 | function on bus 0, -1 until added */
 	uint8_t cfg[PCI_CFG_SPACE_SIZE];
 	uint8_t wmask[PCI_CFG_SPACE_SIZE];	/* bits the guest may write */
 	uint8_t w1cmask[PCI_CFG_SPACE_SIZE];	/* write-1-to-clear bits */
@@ -115,7 +118,7 @@ void pci_bus_free(struct pci_bus *bus);
 /* Config mechanism #1 / ECAM style access: bus 0 only. */
 uint32_t pci_bus_config_read(struct pci_bus *bus, unsigned devfn, unsigned off, unsigned size);
 void pci_bus_config_write(struct pci_bus *bus, unsigned devfn, unsigned off, uint32_t val, unsigned size);
-struct pci_dev *pci_bus_get(struct pci_bus *bus, unsigned slot);
+struct pci_dev *pci_bus_get(struct pci_bus *bus, unsigned devfn);
 
 /* Fill the header (type 0), wmasks; class_code = base<<16 | sub<<8 | prog-if. */
 void pci_dev_init(struct pci_dev *d, const char *name, uint16_t vendor, uint16_t device,
@@ -123,19 +126,39 @@ void pci_dev_init(struct pci_dev *d, const char *name, uint16_t vendor, uint16_t
 /* Declare a BAR before pci_bus_add. size: power of two >= 16 (mem) / 4 (io). */
 int pci_dev_set_bar(struct pci_dev *d, int bar, uint64_t size, unsigned flags,
 		    const struct bus_ops *ops, void *opaque);
-/* Add at slot (or the first free one if slot < 0); assigns BAR addresses. */
-int pci_bus_add(struct pci_bus *bus, struct pci_dev *d, int slot);
+/*
+ * Add at devfn (or function 0 of the first free slot if devfn < 0); assigns
+ * BAR addresses from the windows. Multi-function: add function 0 first.
+ */
+int pci_bus_add(struct pci_bus *bus, struct pci_dev *d, int devfn);
+/* Unmap the BARs, drop INTx, free MSI-X. Safe after pci_bus_free (no-op then). */
 void pci_bus_remove(struct pci_bus *bus, struct pci_dev *d);
+/*
+ * Device reset (machine reset): config space back to its state at
+ * pci_bus_add (COMMAND 0, BARs at their assigned addresses but unmapped),
+ * MSI-X disabled with every vector masked and nothing pending, INTx low.
+ */
+void pci_dev_reset(struct pci_dev *d);
 /* Append a capability of len bytes; returns its config offset or 0. */
 uint8_t pci_add_cap(struct pci_dev *d, uint8_t id, uint8_t len);
 
 /* INTx (pin A): level-triggered, honours COMMAND.INTX_DISABLE, STATUS.INTERRUPT. */
 void pci_set_intx(struct pci_dev *d, int level);
 
-/* MSI-X with nvec vectors, table at offset 0 of `bar` and PBA after it. */
+/*
+ * MSI-X with nvec vectors (1..2048), table at offset 0 of `bar` and PBA after
+ * it (d->msix.pba_off). If `bar` is not declared yet it is declared here as a
+ * 32-bit memory BAR whose accesses go to pci_msix_read/write; a BAR the
+ * device declared itself must be large enough and forward to them.
+ */
 int pci_msix_init(struct pci_dev *d, unsigned nvec, int bar);
+/* Free the table of a device that was never added (pci_bus_remove frees it). */
+void pci_msix_uninit(struct pci_dev *d);
 bool pci_msix_enabled(const struct pci_dev *d);
-/* Send vector vec (or set its pending bit if masked). */
+/*
+ * Send vector vec (or set its pending bit if masked). Does nothing while
+ * MSI-X is disabled: the device then uses pci_set_intx.
+ */
 void pci_msix_notify(struct pci_dev *d, unsigned vec);
 /* The bus_ops a device forwards its MSI-X BAR accesses to. */
 uint64_t pci_msix_read(struct pci_dev *d, uint64_t off, unsigned size);

@@ -1,0 +1,191 @@
+/*
+ * Checkpoints (DESIGN.md "State and the checkpoint format"): a directory with
+ * vm.json (the state document) and memory.bin (guest RAM, sparse).
+ *
+ * Writing: the VM pauses and quiesces, builds the document with
+ * snap_doc_new() and fills "config", "cpuid", "vcpus", "vm", "devices",
+ * "disks"; snap_write() adds "memory", writes both files into DIR.tmp-XXXXXX,
+ * fsyncs them and the directory and renames it to DIR.
+ *
+ * Restoring: snap_open() parses and checks every structural thing (format,
+ * versions, types, ranges, memory layout vs memory.bin's size, vCPU and VM
+ * sections); snap_check_all() adds what needs the host (device classes, CPU
+ * compatibility, disks) and, with SNAP_CHECK_DIGESTS, every memory digest.
+ * Only then does the VM load anything; snap_restore_memory() maps or copies
+ * memory.bin into guest RAM.
+ */
+#ifndef AMBER_SNAPSHOT_H
+#define AMBER_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "amber/mem.h"
+
+#define SNAP_FORMAT_NAME	"amber-checkpoint"
+#define SNAP_FORMAT_VERSION	1
+#define SNAP_VM_JSON		"vm.json"
+#define SNAP_MEMORY_BIN		"memory.bin"
+#define SNAP_CHUNK_SIZE		(2ULL << 20)	/* digest granularity of memory.bin */
+#define SNAP_TMP_INFIX		".tmp-"		/* DIR.tmp-XXXXXX: never a checkpoint */
+#define SNAP_OLD_INFIX		".old-"		/* DIR.old-XXXXXX: replaced by --force */
+
+/* ---- memory image (src/snapshot/memimg.c) ------------------------------ */
+
+/*
+ * memory.bin layout: RAM offset order, not guest-physical address. Slot 0
+ * (gpa 0) at file offset 0, slot 1 (gpa 4 GiB) right after it, and so on:
+ * file_offset(slot i) = sum of the sizes of slots before it. A file indexed
+ * by gpa would carry a 1 GiB hole for the PCI window and make the file
+ * longer than RAM; the slot table in vm.json ("memory.slots") maps it back.
+ * Every slot is page aligned, so each can be mmap'd on its own.
+ */
+struct memimg_slot {
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t file_offset;
+};
+
+struct memimg {
+	uint64_t size;			/* RAM bytes == memory.bin length */
+	uint64_t chunk_size;
+	int nslots;
+	struct memimg_slot slots[GMEM_MAX_SLOTS];
+	size_t ndigests;		/* ceil(size / chunk_size) */
+	uint64_t *digests;		/* XXH3-64 of each chunk, malloc'd */
+	uint64_t stored_bytes;		/* st_blocks * 512 after writing */
+};
+
+/* Fill mi's layout (size, slots, chunk size) from guest memory. */
+void memimg_layout(struct memimg *mi, const struct guest_mem *gm);
+/*
+ * Write guest RAM to fd (an empty regular file) per memimg_layout, leaving
+ * all-zero pages as holes, and compute every chunk digest on the way. The
+ * caller fsyncs. 0 or -errno (-ENOSPC when the disk is full).
+ */
+int memimg_write(int fd, const struct guest_mem *gm, struct memimg *mi);
+void memimg_free(struct memimg *mi);
+
+/* The "memory" object of vm.json. */
+json_t *memimg_to_json(const struct memimg *mi);
+/* Parse and check a "memory" object (path names it in messages). */
+int memimg_from_json(const json_t *obj, const char *path, struct memimg *mi,
+		     char *err, size_t errlen);
+/* memory.bin's length must equal mi->size. */
+int memimg_check_file(int fd, const struct memimg *mi, char *err, size_t errlen);
+/* Read the whole file and compare every chunk digest; names the first bad chunk. */
+int memimg_verify(int fd, const struct memimg *mi, char *err, size_t errlen);
+/* The VM's RAM slots must be the image's (same gpa and size, in order). */
+int memimg_check_guest(const struct memimg *mi, const struct guest_mem *gm,
+		       char *err, size_t errlen);
+
+enum memimg_mode {
+	/*
+	 * mmap(MAP_PRIVATE | MAP_FIXED) memory.bin over each slot's host
+	 * range. The host addresses do not change, so KVM memslots registered
+	 * for them stay valid (KVM's MMU notifier drops the old pages); guest
+	 * writes become private copies, the file is never written. Contract:
+	 * call before any vCPU runs; afterwards RAM is no longer backed by
+	 * gm->memfd (anything sharing RAM through the memfd, e.g. a vhost-user
+	 * backend, needs copy mode), and memory.bin must stay in place, which
+	 * snap_write guarantees by only ever renaming directories (a replaced
+	 * checkpoint's file lives on while mapped).
+	 */
+	MEMIMG_LAZY,
+	/* Read memory.bin into the existing RAM mapping. */
+	MEMIMG_COPY,
+};
+
+/*
+ * Put the image into guest RAM. ram_is_zero: RAM is freshly allocated, so
+ * zero pages need not be written (copy mode then leaves them untouched).
+ * Lazy mode falls back to copy when the file system cannot mmap the file.
+ */
+int memimg_restore(int fd, const struct memimg *mi, struct guest_mem *gm,
+		   enum memimg_mode mode, bool ram_is_zero, char *err, size_t errlen);
+
+/* ---- checkpoint directory and document (src/snapshot/ckpt.c) ----------- */
+
+struct snap_host {
+	char cpu_vendor[13];		/* "GenuineIntel", "AuthenticAMD" */
+	uint32_t family, model, stepping;	/* CPUID.1 display family/model */
+	uint32_t tsc_khz;		/* KVM_GET_TSC_KHZ of a vCPU; 0 unknown */
+};
+
+/* CPUID facts of this host (tsc_khz left 0: the VM knows it from KVM). */
+void snap_host_probe(struct snap_host *h);
+
+/*
+ * A new document with "format", "format_version", "amber_version",
+ * "created" (ISO-8601 UTC) and "host". NULL when out of memory.
+ */
+json_t *snap_doc_new(const struct snap_host *h);
+
+#define SNAP_FORCE 1u	/* replace an existing DIR (atomically) */
+
+/*
+ * Write the checkpoint: memory.bin from gm (adds doc["memory"]) and vm.json
+ * from doc. Crash safe: everything goes to DIR.tmp-XXXXXX next to DIR, is
+ * fsync'd (files, then the directory) and renamed to DIR; the parent is
+ * fsync'd. An existing DIR is refused unless SNAP_FORCE: then it is renamed
+ * to DIR.old-XXXXXX, the new one renamed in, the old one removed. On any
+ * error (ENOSPC included) the temporary directory is removed and the
+ * previous checkpoint is untouched. err names the file and reason.
+ */
+int snap_write(const char *dir, json_t *doc, const struct guest_mem *gm, unsigned flags,
+	       char *err, size_t errlen);
+
+/* Disk identity recorded in "disks[i].identity": dev, ino, size, mtime and
+ * the XXH3-64 of the first and last MiB. NULL on error (errno set). */
+json_t *snap_disk_identity(const char *path);
+
+/* An opened, structurally checked checkpoint. */
+struct snap_doc {
+	char *dir;
+	json_t *root;			/* vm.json */
+	struct memimg mem;		/* parsed "memory" */
+	int mem_fd;			/* memory.bin, O_RDONLY */
+	uint32_t format_version;
+	int ncpus;
+};
+
+/*
+ * Open DIR and check everything that needs nothing but the files: JSON
+ * syntax, format name and version, required keys and their types, vCPU and
+ * VM sections, device entries' shape, memory layout and digests' shape,
+ * memory.bin's length. Messages: `checkpoint vm.json: vcpus[1].regs.rip:
+ * expected an integer, got a string`. 0 or -errno.
+ */
+int snap_open(const char *dir, struct snap_doc **out, char *err, size_t errlen);
+void snap_close(struct snap_doc *d);
+
+/*
+ * Each device section through its class's check hook: unknown classes,
+ * versions newer than the class's state_version and classes that cannot
+ * load are refused. doc is the vm.json root.
+ */
+int snap_check_devices(const json_t *doc, char *err, size_t errlen);
+/*
+ * CPU compatibility: vendor must match; every CPUID feature bit the guest
+ * saw must be offered by this host's KVM (KVM_GET_SUPPORTED_CPUID). Without
+ * a usable /dev/kvm the feature check is skipped and *note says so
+ * (note may be NULL).
+ */
+int snap_check_host(const json_t *doc, char *err, size_t errlen, char *note, size_t notelen);
+/* Every disk present with the recorded size and the same identity. */
+int snap_check_disks(const json_t *doc, char *err, size_t errlen);
+
+#define SNAP_CHECK_DIGESTS 1u	/* also read memory.bin and verify every chunk */
+#define SNAP_CHECK_NO_HOST 2u	/* skip CPU and disk checks (restore elsewhere) */
+
+/* Everything restore checks, in order; the first failure is in err. */
+int snap_check_all(struct snap_doc *d, unsigned flags, char *err, size_t errlen,
+		   char *note, size_t notelen);
+
+/* memimg_check_guest + memimg_restore on the opened checkpoint. */
+int snap_restore_memory(struct snap_doc *d, struct guest_mem *gm, enum memimg_mode mode,
+			bool ram_is_zero, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,100 @@
+/*
+ * Machine assembly. The PC platform is a list of device instances created by
+ * class name; nothing here knows a device's internals.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "amber/acpi.h"
+#include "amber/device.h"
+#include "amber/log.h"
+#include "amber/platform.h"
+#include "amber/vm.h"
+#include "amber/x86_boot.h"
+#include "amber/x86_kvm.h"
+
+struct platform_dev {
+	const char *cls;
+	const char *id;
+	char args[512];
+};
+
+static int platform_add(struct vm *vm, const char *cls, const char *id, const char *args,
+			char *err, size_t errlen)
+{
+	return device_create(&vm->machine, cls, id, args, NULL, err, errlen);
+}
+
+/* ACPI tables for direct kernel boot, at BOOT_ACPI_ADDR; returns the RSDP address. */
+static int platform_acpi(struct vm *vm, uint64_t *rsdp, char *err, size_t errlen)
+{
+	struct acpi_config ac;
+	struct acpi_tables *t = NULL;
+	uint8_t *dst = gmem_ptr(&vm->machine.mem, BOOT_ACPI_ADDR, BOOT_ACPI_END - BOOT_ACPI_ADDR);
+	int ret;
+
+	acpi_config_init(&ac, vm->ncpus);
+	ac.com1 = true;
+	ac.rtc = true;
+	ac.i8042 = true;
+	ac.fw_cfg = vm->cfg->firmware != NULL;
+	ret = acpi_build(&ac, &t);
+	if (ret < 0) {
+		snprintf(err, errlen, "building the ACPI tables: %s", strerror(-ret));
+		return ret;
+	}
+	ret = acpi_place(t, BOOT_ACPI_ADDR, dst, BOOT_ACPI_END - BOOT_ACPI_ADDR, rsdp);
+	acpi_tables_free(t);
+	if (ret < 0)
+		snprintf(err, errlen, "placing the ACPI tables: %s", strerror(-ret));
+	return ret;
+}
+
+int platform_build(struct vm *vm, char *err, size_t errlen)
+{
+	struct vm_config *cfg = vm->cfg;
+	char args[512];
+	struct boot_info bi;
+	uint64_t rsdp = 0;
+	int ret;
+
+	ret = platform_add(vm, "pci_host", "pci0", NULL, err, errlen);
+	if (!ret)
+		ret = platform_add(vm, "acpi_pm", "pm", NULL, err, errlen);
+	if (!ret) {
+		snprintf(args, sizeof(args), "port=0x3f8,irq=4,chardev=%s", cfg->serial ? cfg->serial : "stdio");
+		ret = platform_add(vm, "uart16550", "com1", args, err, errlen);
+	}
+	if (!ret) {
+		snprintf(args, sizeof(args), "mem=%llu,cpus=%d", (unsigned long long)cfg->memory, cfg->cpus);
+		ret = platform_add(vm, "rtc", "rtc", args, err, errlen);
+	}
+	if (!ret)
+		ret = platform_add(vm, "i8042", "i8042", NULL, err, errlen);
+	if (ret)
+		return ret;
+
+	ret = platform_acpi(vm, &rsdp, err, errlen);
+	if (ret < 0)
+		return ret;
+	if (cfg->kernel && !cfg->firmware) {
+		ret = boot_load_linux(&vm->machine.mem, cfg->kernel, cfg->initrd, cfg->cmdline, rsdp,
+				      &bi, err, errlen);
+		if (ret < 0)
+			return ret;
+		ret = kvm_setup_boot_regs(vm->vcpus[0].fd, &bi);
+		if (ret < 0) {
+			snprintf(err, errlen, "setting the boot registers: %s", strerror(-ret));
+			return ret;
+		}
+		vm->entry_rip = bi.entry;
+	}
+	return 0;
+}
+
+void vm_register_extra_commands(struct vm *vm)
+{
+	(void)vm;
+}
