@@ -325,7 +325,7 @@ static void evloop_timer_fire(void *opaque, int fd, uint32_t events)
 int evloop_add_timer(struct evloop *loop, uint64_t first_ns, uint64_t period_ns, evloop_fn fn, void *opaque)
 {
 	struct evloop_timer *t;
-	int ret;
+	int ret, id;
 
 	if (!fn)
 		return -EINVAL;
@@ -342,7 +342,7 @@ int evloop_add_timer(struct evloop *loop, uint64_t first_ns, uint64_t period_ns,
 		goto fail_free;
 	}
 	pthread_mutex_lock(&loop->lock);
-	t->id = loop->next_timer_id++;
+	t->id = id = loop->next_timer_id++;
 	if (loop->next_timer_id <= 0)
 		loop->next_timer_id = 1;
 	t->next = loop->timers;
@@ -354,7 +354,8 @@ int evloop_add_timer(struct evloop *loop, uint64_t first_ns, uint64_t period_ns,
 	ret = evloop_timer_arm(t->fd, first_ns, period_ns);
 	if (ret < 0)
 		goto fail_del;
-	return t->id;
+	/* Armed: a one-shot timer may already have fired and freed t. */
+	return id;
 
 fail_del:
 	evloop_del_fd(loop, t->fd);
