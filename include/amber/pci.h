@@ -88,6 +88,11 @@ struct pci_msix {
 	uint64_t *pba;
 };
 
+/*
+ * Callbacks run on the thread doing the access (a vCPU, or the loader) with
+ * no PCI lock held that pci_set_intx/pci_msix_notify need: they may call
+ * those, and may hold the device's own lock when doing so.
+ */
 struct pci_dev_ops {
 	/* Called after the generic code has applied a config write. */
 	void (*config_write)(struct pci_dev *d, unsigned off, uint32_t val, unsigned size);
@@ -120,7 +125,11 @@ uint32_t pci_bus_config_read(struct pci_bus *bus, unsigned devfn, unsigned off, 
 void pci_bus_config_write(struct pci_bus *bus, unsigned devfn, unsigned off, uint32_t val, unsigned size);
 struct pci_dev *pci_bus_get(struct pci_bus *bus, unsigned devfn);
 
-/* Fill the header (type 0), wmasks; class_code = base<<16 | sub<<8 | prog-if. */
+/*
+ * Fill the header (type 0), wmasks; class_code = base<<16 | sub<<8 | prog-if.
+ * Clears everything else in *d except d->ops and d->opaque, so call it first.
+ * INTERRUPT_PIN starts as 1 (INTA#); set cfg[PCI_INTERRUPT_PIN] = 0 for none.
+ */
 void pci_dev_init(struct pci_dev *d, const char *name, uint16_t vendor, uint16_t device,
 		  uint32_t class_code, uint8_t revision);
 /* Declare a BAR before pci_bus_add. size: power of two >= 16 (mem) / 4 (io). */
@@ -131,7 +140,7 @@ int pci_dev_set_bar(struct pci_dev *d, int bar, uint64_t size, unsigned flags,
  * BAR addresses from the windows. Multi-function: add function 0 first.
  */
 int pci_bus_add(struct pci_bus *bus, struct pci_dev *d, int devfn);
-/* Unmap the BARs, drop INTx, free MSI-X. Safe after pci_bus_free (no-op then). */
+/* Unmap the BARs, drop INTx, free MSI-X. After pci_bus_free only frees MSI-X. */
 void pci_bus_remove(struct pci_bus *bus, struct pci_dev *d);
 /*
  * Device reset (machine reset): config space back to its state at
@@ -164,7 +173,14 @@ void pci_msix_notify(struct pci_dev *d, unsigned vec);
 uint64_t pci_msix_read(struct pci_dev *d, uint64_t off, unsigned size);
 void pci_msix_write(struct pci_dev *d, uint64_t off, uint64_t val, unsigned size);
 
-/* Config space, BAR addresses, MSI-X table/PBA as a state section. */
+/*
+ * Config space, BAR addresses, MSI-X table/PBA as a state section:
+ * {"config": 512 hex digits, "bars": [6 addresses], "intx_level": 0|1,
+ *  "msix": {"table": [[addr_lo, addr_hi, data, ctrl], ...], "pending": [vec...]}}
+ * pci_dev_check validates a section alone (err names the field); pci_dev_load
+ * also refuses (-EINVAL, logged) a section of another device (IDs) or with
+ * another MSI-X vector count, before changing anything.
+ */
 int pci_dev_save(const struct pci_dev *d, json_t *obj);
 int pci_dev_check(const json_t *obj, char *err, size_t errlen);
 int pci_dev_load(struct pci_dev *d, const json_t *obj);
