@@ -23,13 +23,17 @@
 #define ACPI_MAX_CPUS        288
 
 /*
- * SLP_TYP values the ACPI PM device (src/hw/acpi_pm.c) decodes from
- * PM1_CNT: like QEMU's PIIX4 PM, SLP_TYP 0 with SLP_EN is soft-off (S5).
- * The DSDT's \_S5 package carries this value.
+ * SLP_TYP the ACPI PM device (src/hw/acpi_pm.c) decodes from PM1_CNT as
+ * soft-off, like QEMU's PIIX4 PM: the DSDT's \_S5 package carries it.
+ * Equal to ACPI_PM_SLP_TYP_S5 (amber/acpi_pm.h; both sides assert it).
  */
 #define ACPI_SLP_TYP_S5      0
 
-/* PIIX4 PM register block layout relative to the PMBA (QEMU hw/acpi/piix4.c). */
+/*
+ * PIIX4 PM register block layout relative to the PMBA (QEMU hw/acpi/piix4.c);
+ * the same values as ACPI_PM1_EVT_OFF etc. in amber/acpi_pm.h, which the
+ * builder uses.
+ */
 #define ACPI_PIIX4_PM1_EVT   0x00	/* PM1a_STS (2) + PM1a_EN (2) */
 #define ACPI_PIIX4_PM1_CNT   0x04	/* PM1a_CNT (2) */
 #define ACPI_PIIX4_PM_TMR    0x08	/* PM_TMR (4), 3.579545 MHz */
@@ -82,9 +86,11 @@ struct acpi_tables {
 #define ACPI_OEM_TABLE_ID    "AMBERVM "	/* 8 characters */
 #define ACPI_CREATOR_ID      "AMBR"
 
-
-/* Defaults: QEMU-pc-like platform from amber/machine.h and amber/pci.h,
- * APIC IDs 0..ncpus-1, all ISA devices and fw_cfg with DMA present. */
+/*
+ * Defaults: QEMU-pc-like platform from amber/machine.h, amber/pci.h and
+ * amber/acpi_pm.h, APIC IDs 0..ncpus-1; COM1, RTC, i8042 and fw_cfg (with
+ * DMA) present; no COM2, no PS/2 mouse, no 64-bit PCI window.
+ */
 void acpi_config_init(struct acpi_config *cfg, int ncpus);
 
 /* Build FACS, DSDT, FADT and MADT. 0, -EINVAL (bad config) or -ENOMEM. */
@@ -147,7 +153,9 @@ struct acpi_fwcfg_files {
 
 /*
  * The three fw_cfg files for tables t: add each f[i] as a file named
- * f[i].name (the fw_cfg device copies or takes the bytes). 0 or -ENOMEM.
+ * f[i].name. The fw_cfg device may copy the bytes, or take them by setting
+ * f[i].data to NULL before acpi_fwcfg_files_free() (then free() them).
+ * Returns 0, -EINVAL or -ENOMEM.
  */
 int acpi_build_fwcfg(const struct acpi_tables *t, struct acpi_fwcfg_files *out);
 void acpi_fwcfg_files_free(struct acpi_fwcfg_files *f);

@@ -30,23 +30,30 @@ static int platform_add(struct vm *vm, const char *cls, const char *id, const ch
 /* ACPI tables for direct kernel boot, at BOOT_ACPI_ADDR; returns the RSDP address. */
 static int platform_acpi(struct vm *vm, uint64_t *rsdp, char *err, size_t errlen)
 {
-	struct acpi_config ac;
-	struct acpi_tables *t = NULL;
+	struct acpi_config *ac = calloc(1, sizeof(*ac));
+	struct acpi_tables t;
 	uint8_t *dst = gmem_ptr(&vm->machine.mem, BOOT_ACPI_ADDR, BOOT_ACPI_END - BOOT_ACPI_ADDR);
 	int ret;
 
-	acpi_config_init(&ac, vm->ncpus);
-	ac.com1 = true;
-	ac.rtc = true;
-	ac.i8042 = true;
-	ac.fw_cfg = vm->cfg->firmware != NULL;
-	ret = acpi_build(&ac, &t);
+	if (!ac || !dst) {
+		free(ac);
+		return -ENOMEM;
+	}
+	memset(&t, 0, sizeof(t));
+	acpi_config_init(ac, vm->ncpus);
+	ac->com1 = true;
+	ac->rtc = true;
+	ac->i8042 = true;
+	ac->fw_cfg = vm->cfg->firmware != NULL;
+	ac->fw_cfg_dma = ac->fw_cfg;
+	ret = acpi_build(ac, &t);
+	free(ac);
 	if (ret < 0) {
 		snprintf(err, errlen, "building the ACPI tables: %s", strerror(-ret));
 		return ret;
 	}
-	ret = acpi_place(t, BOOT_ACPI_ADDR, dst, BOOT_ACPI_END - BOOT_ACPI_ADDR, rsdp);
-	acpi_tables_free(t);
+	ret = acpi_place(&t, BOOT_ACPI_ADDR, dst, BOOT_ACPI_END - BOOT_ACPI_ADDR, rsdp);
+	acpi_tables_free(&t);
 	if (ret < 0)
 		snprintf(err, errlen, "placing the ACPI tables: %s", strerror(-ret));
 	return ret;
