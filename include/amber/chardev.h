@@ -6,7 +6,9 @@
  *   stdio         output to stdout, input from stdin (raw mode on a terminal,
  *                 restored on close, at exit and on fatal signals). On a
  *                 terminal, Ctrl-A x quits amber, Ctrl-A Ctrl-A sends a
- *                 literal Ctrl-A, Ctrl-A h prints this help.
+ *                 literal Ctrl-A, Ctrl-A h prints this help. Only the first
+ *                 stdio chardev reads stdin; later ones (e.g. the firmware
+ *                 debug console next to the serial port) are output only.
  *   file:PATH     output only, PATH created or truncated
  *   append:PATH   output only, appended to PATH
  *   fd:IN:OUT     input from fd IN, output to fd OUT (either may be -1);
