@@ -88,6 +88,8 @@ int block_poll(struct block_dev *b, bool wait);
 /* Wait until no request is in flight, running callbacks as needed. */
 void block_drain(struct block_dev *b);
 unsigned block_inflight(struct block_dev *b);
+/* Synchronous fdatasync (shutdown, close). 0 or -errno. */
+int block_flush(struct block_dev *b);
 
 /*
  * Optional: called after each batch of completions (e.g. to send one

@@ -27,6 +27,19 @@
  *  - --gdb-wait: the VM creates its vCPUs parked and starts the server; the
  *    stub's first ops->stop() then returns at once, and the guest's first
  *    instruction runs when gdb continues (or detaches).
+ *
+ * A recipe with the nestable vm_pause() of include/amber/vm.h: give each
+ * vCPU a `gdb_hold` flag (under pause_lock) and let the park loop wait while
+ * pause_depth > 0 || gdb_hold. Then
+ *    stop():    set every gdb_hold, kick the vCPUs, wait until all are parked;
+ *    resume():  gdb_hold = (actions[i] == GDB_CPU_STAY), broadcast;
+ *    vCPU on a debug exit that notify_stop() takes: set every gdb_hold
+ *               itself (so no vCPU re-enters KVM_RUN — a single-step would
+ *               otherwise step twice), then park.
+ * Holds merge, so the vCPU's own hold and the stub's stop() never count
+ * twice, and a checkpoint's vm_pause()/vm_unpause() while gdb holds the VM
+ * leaves it held. set_debug() is called while the vCPU is parked: store the
+ * state and issue KVM_SET_GUEST_DEBUG from the vCPU thread before KVM_RUN.
  */
 #ifndef AMBER_GDB_H
 #define AMBER_GDB_H
@@ -35,7 +48,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GDB_MAX_CPUS	256
+#define GDB_MAX_CPUS	1024	/* KVM_MAX_VCPUS on x86; more: gdb refused */
 #define GDB_HW_SLOTS	4	/* DR0-DR3 (Intel SDM Vol. 3 §17.2) */
 
 /*
@@ -164,6 +177,17 @@ void gdb_server_free(struct gdb_server *gs);
 /* TCP port actually bound, or -1 for a UNIX socket. */
 int gdb_server_port(const struct gdb_server *gs);
 bool gdb_server_connected(struct gdb_server *gs);
+
+/*
+ * Software breakpoints the stub has planted (int3 bytes in guest RAM), 0
+ * without a client. A checkpoint taken now would save those int3s into
+ * memory.bin: checkpoint/migration refuse while this is > 0 ("gdb has N
+ * software breakpoints in guest memory: delete them or detach gdb").
+ * gdb's default (breakpoint always-inserted off) removes them whenever the
+ * VM is stopped, so a checkpoint while gdb holds the VM stopped works.
+ * Thread-safe.
+ */
+int gdb_server_count_sw_breakpoints(struct gdb_server *gs);
 
 /*
  * From a vCPU thread after a debug exit (or from the VM when it powers off:

@@ -28,6 +28,12 @@ struct guest_mem {
 	int nslots;
 	uint64_t ram_size;	/* total RAM bytes */
 	int memfd;		/* backing memfd or -1 (anonymous / test buffer) */
+	/*
+	 * RAM was remapped MAP_PRIVATE from a checkpoint's memory.bin (lazy
+	 * restore, src/snapshot/memimg.c): memfd no longer holds the guest's
+	 * pages, so nothing may read RAM through it.
+	 */
+	bool ram_from_file;
 };
 
 /* Host pointer for [gpa, gpa+len) if it lies wholly in one slot, else NULL. */

@@ -25,6 +25,10 @@ int snap_json_to_u64(const json_t *v, uint64_t *out);
 /* "an integer", "a string", "an object", ... for messages. */
 const char *snap_json_kind(const json_t *v);
 
+/* "path.key" (or "key" when path is empty) and "path[i]", for messages. */
+void snap_path(char *buf, size_t len, const char *path, const char *key);
+void snap_path_index(char *buf, size_t len, const char *path, size_t i);
+
 /*
  * Typed getters: obj[key] into *out. path names obj ("" or NULL for the top)
  * and is used with key in messages. max is inclusive. 0 or -EINVAL with a

@@ -62,8 +62,10 @@ struct memimg {
 void memimg_layout(struct memimg *mi, const struct guest_mem *gm);
 /*
  * Write guest RAM to fd (an empty regular file) per memimg_layout, leaving
- * all-zero pages as holes, and compute every chunk digest on the way. The
- * caller fsyncs. 0 or -errno (-ENOSPC when the disk is full).
+ * all-zero pages as holes, and compute every chunk digest on the way. RAM
+ * from gmem_alloc's memfd is walked with SEEK_DATA so untouched pages are
+ * neither read nor allocated. The caller fsyncs. 0 or -errno (-ENOSPC when
+ * the disk is full).
  */
 int memimg_write(int fd, const struct guest_mem *gm, struct memimg *mi);
 void memimg_free(struct memimg *mi);
@@ -88,8 +90,9 @@ enum memimg_mode {
 	 * for them stay valid (KVM's MMU notifier drops the old pages); guest
 	 * writes become private copies, the file is never written. Contract:
 	 * call before any vCPU runs; afterwards RAM is no longer backed by
-	 * gm->memfd (anything sharing RAM through the memfd, e.g. a vhost-user
-	 * backend, needs copy mode), and memory.bin must stay in place, which
+	 * gm->memfd and gm->ram_from_file is set (anything sharing RAM through
+	 * the memfd, e.g. a vhost-user backend, needs copy mode; gmem_free
+	 * still unmaps and closes as usual), and memory.bin must stay in place, which
 	 * snap_write guarantees by only ever renaming directories (a replaced
 	 * checkpoint's file lives on while mapped).
 	 */

@@ -49,6 +49,7 @@ struct vm {
 	struct machine machine;		/* devices see this */
 	struct vm_config *cfg;
 	int kvm_fd, vm_fd;
+	int signal_fd;			/* SIGTERM/SIGINT/SIGHUP, read on the loop */
 	int ncpus;
 	struct vcpu *vcpus;
 	struct kvm_cpuid2 *cpuid;	/* what the guest sees */

@@ -20,6 +20,14 @@ int kvm_max_vcpus(int kvm_fd);
 int kvm_create_vm(int kvm_fd, int *vm_fd, char *err, size_t errlen);
 /* Register every RAM slot of gm as a KVM memslot. */
 int kvm_set_memory(int vm_fd, const struct guest_mem *gm, char *err, size_t errlen);
+/*
+ * Map host[0, size) read-only at gpa as KVM memslot `slot` (slots below
+ * GMEM_MAX_SLOTS belong to RAM): guest writes become KVM_EXIT_MMIO exits,
+ * which the MMIO bus ignores when nothing claims them (a ROM).
+ */
+#define KVM_SLOT_FIRMWARE 8
+int kvm_map_rom(int kvm_fd, int vm_fd, uint32_t slot, uint64_t gpa, void *host, uint64_t size,
+		char *err, size_t errlen);
 
 /*
  * The CPUID the guest sees: KVM_GET_SUPPORTED_CPUID filtered to what amber

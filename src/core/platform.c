@@ -83,7 +83,8 @@ int platform_build(struct vm *vm, char *err, size_t errlen)
 	if (ret)
 		return ret;
 
-	ret = platform_acpi(vm, &rsdp, err, errlen);
+	/* With --firmware the tables go through fw_cfg (platform_fw.c) only. */
+	ret = cfg->firmware ? 0 : platform_acpi(vm, &rsdp, err, errlen);
 	if (ret < 0)
 		return ret;
 	if (cfg->kernel && !cfg->firmware) {
@@ -98,6 +99,14 @@ int platform_build(struct vm *vm, char *err, size_t errlen)
 		}
 		vm->entry_rip = bi.entry;
 	}
+	/*
+	 * --firmware (image, fw_cfg, ACPI through the table loader) and
+	 * --debugcon: src/core/platform_fw.c. After every device, so the ACPI
+	 * tables it builds describe them all.
+	 */
+	ret = platform_firmware_setup(vm, err, errlen);
+	if (ret < 0)
+		return ret;
 	return 0;
 }
 

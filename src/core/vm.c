@@ -9,8 +9,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
 
 #include "amber/control.h"
 #include "amber/device.h"
@@ -387,6 +389,43 @@ static int vm_setup_control(struct vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
+/* ---- host signals -------------------------------------------------------- */
+
+/*
+ * SIGTERM, SIGINT and SIGHUP end the VM cleanly (terminal restored, control
+ * socket removed, SHUTDOWN event sent), like QEMU's "terminating on signal".
+ * They are blocked in every thread and read from a signalfd on the loop.
+ */
+static void vm_on_signal(void *opaque, int fd, uint32_t events)
+{
+	struct vm *vm = opaque;
+	struct signalfd_siginfo si;
+
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	log_info("vm", "terminating on signal %u", si.ssi_signo);
+	vm_shutdown_event(vm, false, "host-signal");
+	vm_request_exit(vm, EXIT_GUEST_POWEROFF);
+}
+
+static int vm_setup_signals(struct vm *vm, char *err, size_t errlen)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	vm->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (vm->signal_fd < 0 ||
+	    evloop_add_fd(vm->machine.loop, vm->signal_fd, EPOLLIN, vm_on_signal, vm) < 0) {
+		snprintf(err, errlen, "cannot watch for signals: %s", strerror(errno));
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* ---- creation ---------------------------------------------------------- */
 
 static int vm_create_vcpus(struct vm *vm, char *err, size_t errlen)
@@ -435,7 +474,7 @@ int vm_create(struct vm **out, struct vm_config *cfg, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	vm->cfg = cfg;
-	vm->kvm_fd = vm->vm_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->signal_fd = -1;
 	vm->ncpus = cfg->cpus;
 	pthread_mutex_init(&vm->pause_lock, NULL);
 	pthread_cond_init(&vm->pause_cond, NULL);
@@ -477,6 +516,9 @@ int vm_create(struct vm **out, struct vm_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create the event loop");
 		return -ENOMEM;
 	}
+	ret = vm_setup_signals(vm, err, errlen);
+	if (ret < 0)
+		return ret;
 	ret = vm_create_vcpus(vm, err, errlen);
 	if (ret < 0)
 		return ret;
@@ -529,6 +571,11 @@ void vm_destroy(struct vm *vm)
 	if (vm->control)
 		control_free(vm->control);
 	device_destroy_all(&vm->machine);
+	if (vm->signal_fd >= 0) {
+		if (vm->machine.loop)
+			evloop_del_fd(vm->machine.loop, vm->signal_fd);
+		close(vm->signal_fd);
+	}
 	if (vm->machine.loop)
 		evloop_free(vm->machine.loop);
 	for (int i = 0; vm->vcpus && i < vm->ncpus; i++) {

@@ -27,8 +27,8 @@ sleep 2
 c=$(grep -c '^COUNT' "$out")
 [ "$c" -gt "$b" ] || fail "count did not advance after resume ($b -> $c)"
 # Malformed JSON: an error reply, the guest keeps running.
-reply=$(printf '{"execute":"qmp_capabilities"}\n{"execute": nonsense\n{"execute":"query-status"}\n' |
-  timeout 10 python3 -c '
+reply=$(printf '{"execute":"qmp_capabilities"}\n{"execute": nonsense}\n{"execute":"query-status"}\n' |
+  timeout 60 python3 -S -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(5)
 data = sys.stdin.buffer.read(); s.sendall(data); buf = b""

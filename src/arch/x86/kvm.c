@@ -11,8 +11,15 @@
 #include "amber/log.h"
 #include "amber/x86_kvm.h"
 
-#define KVM_TSS_ADDR          0xfffbd000ULL
-#define KVM_IDENTITY_MAP_ADDR 0xfffbc000ULL
+/*
+ * Where QEMU puts them (target/i386/kvm/kvm.c): 4 pages below any firmware
+ * image of up to 16 MiB mapped under 4 GiB, reserved in the firmware's E820
+ * (amber/fw_cfg.h FW_CFG_X86_KVM_RESERVED_BASE). On Intel without
+ * unrestricted guest KVM backs them with private memslots, which must not
+ * overlap the firmware's.
+ */
+#define KVM_IDENTITY_MAP_ADDR 0xfeffc000ULL
+#define KVM_TSS_ADDR          (KVM_IDENTITY_MAP_ADDR + 0x1000)
 
 #define MSR_IA32_MISC_ENABLE  0x1a0
 #define  MISC_ENABLE_FAST_STRING 0x1
@@ -118,6 +125,33 @@ int kvm_set_memory(int vm_fd, const struct guest_mem *gm, char *err, size_t errl
 			snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION slot %d: %s", i, strerror(errno));
 			return -errno;
 		}
+	}
+	return 0;
+}
+
+int kvm_map_rom(int kvm_fd, int vm_fd, uint32_t slot, uint64_t gpa, void *host, uint64_t size,
+		char *err, size_t errlen)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = slot,
+		.flags = KVM_MEM_READONLY,
+		.guest_phys_addr = gpa,
+		.memory_size = size,
+		.userspace_addr = (uint64_t)(uintptr_t)host,
+	};
+
+	if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) <= 0) {
+		/* Pre-3.8 kernels: the guest could write its flash; nothing else differs. */
+		log_warn("kvm", "KVM_CAP_READONLY_MEM missing: ROM at %#llx is writable by the guest",
+			 (unsigned long long)gpa);
+		r.flags = 0;
+	}
+	if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
+		int ret = -errno;
+
+		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION for the ROM at %#llx (%llu KiB): %s",
+			 (unsigned long long)gpa, (unsigned long long)(size >> 10), strerror(-ret));
+		return ret;
 	}
 	return 0;
 }

@@ -1,0 +1,538 @@
+/* x86 vCPU/VM state codecs: round trips on synthetic KVM structs and refusals. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <cmocka.h>
+
+#include "amber/snapjson.h"
+#include "amber/x86_state.h"
+#include "snap_fixture.h"
+
+/* Through text, as a checkpoint file would carry it. */
+static json_t *reparse(json_t *obj)
+{
+	char *text = json_dumps(obj, 0);
+	json_t *again = json_loads(text, 0, NULL);
+
+	assert_non_null(again);
+	free(text);
+	json_decref(obj);
+	return again;
+}
+
+static void test_regs_round_trip_keeps_64_bit_values(void **state)
+{
+	struct x86_vcpu_state v;
+	struct kvm_regs back;
+	json_t *obj = json_object();
+	char err[256];
+
+	fixture_vcpu(&v, 0);
+	assert_int_equal(x86_regs_to_json(&v.regs, obj), 0);
+	obj = reparse(obj);
+	assert_string_equal(json_string_value(json_object_get(obj, "rip")), "18446744071593763250");
+	assert_int_equal(x86_regs_check(obj, "vcpus[0].regs", err, sizeof(err)), 0);
+	assert_int_equal(x86_regs_from_json(obj, &back), 0);
+	assert_memory_equal(&back, &v.regs, sizeof(back));
+	json_decref(obj);
+	x86_vcpu_state_free(&v);
+}
+
+static void test_regs_wrong_type_names_vcpu_and_register(void **state)
+{
+	json_t *obj = json_object();
+	struct kvm_regs r = { .rip = 5 };
+	char err[256];
+
+	x86_regs_to_json(&r, obj);
+	json_object_set_new(obj, "rip", json_true());
+	assert_int_equal(x86_regs_check(obj, "vcpus[1].regs", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[1].regs.rip: expected an integer, got a boolean");
+	json_object_del(obj, "rip");
+	assert_int_equal(x86_regs_check(obj, "vcpus[1].regs", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[1].regs.rip: missing");
+	json_decref(obj);
+}
+
+static void test_segment_round_trip_keeps_every_attribute(void **state)
+{
+	struct kvm_segment s, back;
+	json_t *obj = json_object();
+	char err[256];
+
+	fixture_seg(&s, 0x33, 11, true);
+	s.dpl = 3;
+	s.avl = 1;
+	s.unusable = 0;
+	s.base = 0x7fff00000000ULL;
+	assert_int_equal(x86_segment_to_json(&s, obj), 0);
+	obj = reparse(obj);
+	assert_true(json_is_true(json_object_get(obj, "l")));
+	assert_int_equal(json_integer_value(json_object_get(obj, "dpl")), 3);
+	assert_int_equal(x86_segment_check(obj, "cs", err, sizeof(err)), 0);
+	assert_int_equal(x86_segment_from_json(obj, &back), 0);
+	assert_memory_equal(&back, &s, sizeof(s));
+	json_object_set_new(obj, "dpl", json_integer(4));
+	assert_int_equal(x86_segment_check(obj, "vcpus[0].sregs.cs", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[0].sregs.cs.dpl = 4 exceeds 3");
+	json_decref(obj);
+}
+
+static void test_sregs_round_trip_and_long_mode_consistency(void **state)
+{
+	struct x86_vcpu_state v;
+	struct kvm_sregs back;
+	json_t *obj = json_object();
+	char err[256];
+
+	fixture_vcpu(&v, 0);
+	assert_int_equal(x86_sregs_to_json(&v.sregs, obj), 0);
+	obj = reparse(obj);
+	assert_int_equal(x86_sregs_check(obj, "s", err, sizeof(err)), 0);
+	assert_int_equal(x86_sregs_from_json(obj, &back), 0);
+	/* interrupt_bitmap is not saved: events carry the pending interrupt */
+	assert_memory_equal(&back, &v.sregs, offsetof(struct kvm_sregs, interrupt_bitmap));
+
+	/* LMA without paging: KVM_SET_SREGS would refuse it */
+	json_object_set_new(obj, "cr0", json_integer(0x11));
+	assert_int_equal(x86_sregs_check(obj, "vcpus[0].sregs", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[0].sregs: efer.LMA without long mode paging "
+			    "(efer.LME and cr0.PG)");
+	json_object_set_new(obj, "cr0", json_integer(0x80000000));
+	assert_int_equal(x86_sregs_check(obj, "vcpus[0].sregs", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[0].sregs.cr0 = 0x80000000: paging (PG) without "
+			    "protected mode (PE)");
+	json_object_set_new(obj, "cr0", json_integer(0x80050033));
+	json_object_set_new(obj, "apic_base", json_integer(0xfee00400));
+	assert_int_equal(x86_sregs_check(obj, "vcpus[0].sregs", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[0].sregs.apic_base = 0xfee00400: x2APIC mode with the "
+			    "APIC disabled");
+	json_object_set_new(obj, "cr8", json_integer(16));
+	assert_int_equal(x86_sregs_check(obj, "vcpus[0].sregs", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[0].sregs.cr8 = 16 exceeds 15");
+	json_decref(obj);
+	x86_vcpu_state_free(&v);
+}
+
+static void test_lapic_registers_are_named_and_round_trip(void **state)
+{
+	struct x86_vcpu_state v;
+	struct kvm_lapic_state back;
+	json_t *obj = json_object(), *lvt;
+	char err[256];
+
+	fixture_vcpu(&v, 1);
+	assert_int_equal(x86_lapic_to_json(&v.lapic, false, 0, obj), 0);
+	obj = reparse(obj);
+	/* architectural values, not KVM's page layout */
+	assert_int_equal(json_integer_value(json_object_get(obj, "id")), 1);
+	assert_int_equal(json_integer_value(json_object_get(obj, "timer_current_count")), 123456);
+	assert_int_equal(json_integer_value(json_object_get(obj, "timer_initial_count")), 1000000);
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(obj, "isr"), 7)),
+			 1 << 12);
+	assert_string_equal(json_string_value(json_object_get(obj, "icr")), "72057594038732032");
+	lvt = json_object_get(obj, "lvt");
+	assert_int_equal(json_integer_value(json_object_get(lvt, "timer")), 0x200ec);
+	assert_int_equal(json_integer_value(json_object_get(lvt, "lint0")), 0x700);
+	assert_int_equal(x86_lapic_check(obj, "lapic", err, sizeof(err)), 0);
+	assert_int_equal(x86_lapic_from_json(obj, false, 0, &back), 0);
+	assert_memory_equal(&back, &v.lapic, sizeof(back));
+	json_decref(obj);
+	x86_vcpu_state_free(&v);
+}
+
+static void test_lapic_x2apic_id_uses_32_bits_with_x2apic_api(void **state)
+{
+	struct kvm_lapic_state l, back;
+	json_t *obj = json_object();
+
+	memset(&l, 0, sizeof(l));
+	fixture_lapic_set(&l, 0x20, 0x12345);
+	assert_int_equal(x86_lapic_to_json(&l, true, X86_STATE_X2APIC_API, obj), 0);
+	assert_int_equal(json_integer_value(json_object_get(obj, "id")), 0x12345);
+	assert_int_equal(x86_lapic_from_json(obj, true, X86_STATE_X2APIC_API, &back), 0);
+	assert_int_equal(fixture_lapic_get(&back, 0x20), 0x12345);
+	/* without the API KVM shows x2APIC IDs in the xAPIC layout */
+	assert_int_equal(x86_lapic_from_json(obj, true, 0, &back), 0);
+	assert_int_equal(fixture_lapic_get(&back, 0x20), 0x12345u << 24);
+	json_decref(obj);
+}
+
+static void test_lapic_refuses_bad_registers(void **state)
+{
+	struct x86_vcpu_state v;
+	json_t *obj = json_object();
+	char err[256];
+
+	fixture_vcpu(&v, 0);
+	x86_lapic_to_json(&v.lapic, false, 0, obj);
+	json_object_set_new(obj, "tpr", json_integer(256));
+	assert_int_equal(x86_lapic_check(obj, "vcpus[0].lapic", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[0].lapic.tpr = 256 exceeds 255");
+	json_object_set_new(obj, "tpr", json_integer(0));
+	json_object_set_new(obj, "timer_divide", json_integer(4));
+	assert_int_equal(x86_lapic_check(obj, "vcpus[0].lapic", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[0].lapic.timer_divide = 4 sets reserved bit 2");
+	json_object_set_new(obj, "timer_divide", json_integer(3));
+	json_array_remove(json_object_get(obj, "irr"), 0);
+	assert_int_equal(x86_lapic_check(obj, "vcpus[0].lapic", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[0].lapic.irr: 7 elements, expected 8");
+	json_decref(obj);
+	x86_vcpu_state_free(&v);
+}
+
+static void test_events_round_trip_and_nmi_vector_refused(void **state)
+{
+	struct x86_vcpu_state v;
+	struct kvm_vcpu_events back;
+	json_t *obj = json_object(), *exc;
+	char err[256];
+
+	fixture_vcpu(&v, 0);
+	v.events.exception.pending = 1;
+	v.events.exception.nr = 14;
+	v.events.exception.has_error_code = 1;
+	v.events.exception.error_code = 2;
+	v.events.nmi.pending = 1;
+	v.events.smi.latched_init = 1;
+	assert_int_equal(x86_events_to_json(&v.events, obj), 0);
+	obj = reparse(obj);
+	assert_int_equal(x86_events_check(obj, "e", err, sizeof(err)), 0);
+	assert_int_equal(x86_events_from_json(obj, &back), 0);
+	assert_memory_equal(&back, &v.events, sizeof(back));
+	exc = json_object_get(obj, "exception");
+	json_object_set_new(exc, "nr", json_integer(2));
+	assert_int_equal(x86_events_check(obj, "vcpus[0].events", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[0].events.exception.nr = 2 is the NMI vector, not an "
+			    "exception");
+	json_object_set_new(exc, "nr", json_integer(32));
+	assert_int_equal(x86_events_check(obj, "vcpus[0].events", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[0].events.exception.nr = 32 exceeds 31");
+	json_decref(obj);
+	x86_vcpu_state_free(&v);
+}
+
+static void test_xcrs_and_debugregs_validation(void **state)
+{
+	struct kvm_xcrs x = { .nr_xcrs = 1, .xcrs = { { .xcr = 0, .value = 0x2e7 } } }, xb;
+	struct kvm_debugregs d = { .dr6 = 0xffff0ff0, .dr7 = 0x400 }, db;
+	json_t *arr = x86_xcrs_to_json(&x), *obj = json_object();
+	char err[256];
+
+	assert_int_equal(x86_xcrs_check(arr, "x", err, sizeof(err)), 0);
+	x86_xcrs_from_json(arr, &xb);
+	assert_memory_equal(&xb, &x, sizeof(x));
+	json_object_set_new(json_array_get(arr, 0), "value", json_integer(6));
+	assert_int_equal(x86_xcrs_check(arr, "vcpus[0].xcrs", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[0].xcrs[0].value = 0x6: XCR0 bit 0 (x87) must be set");
+	json_object_set_new(json_array_get(arr, 0), "value", json_integer(5));
+	assert_int_equal(x86_xcrs_check(arr, "vcpus[0].xcrs", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[0].xcrs[0].value = 0x5: AVX (bit 2) without SSE (bit 1)");
+	json_decref(arr);
+
+	assert_int_equal(x86_debugregs_to_json(&d, obj), 0);
+	assert_int_equal(x86_debugregs_from_json(obj, &db), 0);
+	assert_memory_equal(&db, &d, sizeof(d));
+	json_object_set_new(obj, "dr7", json_integer(0x100000000LL));
+	assert_int_equal(x86_debugregs_check(obj, "vcpus[0].debugregs", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[0].debugregs.dr7 = 4294967296 exceeds 4294967295");
+	json_decref(obj);
+}
+
+static void test_msrs_by_name_and_index_in_restore_order(void **state)
+{
+	struct kvm_msr_entry in[3] = {
+		{ .index = 0x6e0, .data = 99 },		/* TSC deadline: last */
+		{ .index = 0x10, .data = 1ULL << 60 },	/* TSC */
+		{ .index = 0x3b, .data = 7 },		/* TSC adjust: before TSC */
+	}, out[8];
+	json_t *arr = x86_msrs_to_json(in, 3);
+	uint32_t n = 0;
+	char err[256];
+
+	assert_non_null(arr);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 0), "name")),
+			    "IA32_TSC_DEADLINE");
+	assert_int_equal(x86_msrs_check(arr, "m", err, sizeof(err)), 0);
+	assert_int_equal(x86_msrs_from_json(arr, out, 8, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(out[0].index, 0x3b);
+	assert_int_equal(out[1].index, 0x10);
+	assert_true(out[1].data == 1ULL << 60);
+	assert_int_equal(out[2].index, 0x6e0);
+	assert_true(x86_msr_find(0x6e0)->flags & X86_MSR_AFTER_LAPIC);
+
+	json_object_set_new(json_array_get(arr, 1), "name", json_string("IA32_PAT"));
+	assert_int_equal(x86_msrs_check(arr, "vcpus[0].msrs", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[0].msrs[1]: MSR 0x10 is IA32_TSC, not \"IA32_PAT\"");
+	json_object_set_new(json_array_get(arr, 1), "name", json_string("IA32_TSC"));
+	json_object_set_new(json_array_get(arr, 1), "index", json_integer(0x6e0));
+	assert_int_equal(x86_msrs_check(arr, "vcpus[0].msrs", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[0].msrs[1]: MSR 0x6e0 is IA32_TSC_DEADLINE, not "
+			    "\"IA32_TSC\"");
+	json_decref(arr);
+}
+
+static void test_msr_select_intersects_kvm_list_and_keeps_mtrrs(void **state)
+{
+	const uint32_t kvm_list[] = { 0x10, 0xc0000082, 0x12345, 0x4b564d01 };
+	uint32_t out[X86_STATE_MAX_MSRS];
+	size_t n = x86_msr_select(kvm_list, 4, out, X86_STATE_MAX_MSRS);
+	bool tsc = false, lstar = false, mtrr = false, unknown = false, deadline = false;
+
+	for (size_t i = 0; i < n; i++) {
+		tsc |= out[i] == 0x10;
+		lstar |= out[i] == 0xc0000082;
+		mtrr |= out[i] == 0x2ff;
+		unknown |= out[i] == 0x12345;
+		deadline |= out[i] == 0x6e0;
+	}
+	assert_true(tsc && lstar && mtrr);
+	assert_false(unknown);
+	assert_false(deadline);	/* not in KVM's list here */
+	assert_true(n <= X86_STATE_MAX_MSRS);
+}
+
+static void test_whole_vcpu_round_trip(void **state)
+{
+	struct x86_vcpu_state v, back;
+	json_t *obj = json_object();
+	char err[256] = "";
+
+	fixture_vcpu(&v, 1);
+	assert_int_equal(x86_vcpu_state_to_json(&v, 0, obj), 0);
+	obj = reparse(obj);
+	assert_string_equal(json_string_value(json_object_get(obj, "mp_state")), "halted");
+	assert_int_equal(x86_vcpu_state_check(obj, "vcpus[1]", err, sizeof(err)), 0);
+	assert_int_equal(x86_vcpu_state_from_json(obj, 0, &back, err, sizeof(err)), 0);
+	assert_int_equal(back.id, 1);
+	assert_int_equal(back.mp_state, KVM_MP_STATE_HALTED);
+	assert_memory_equal(&back.regs, &v.regs, sizeof(v.regs));
+	assert_memory_equal(&back.lapic, &v.lapic, sizeof(v.lapic));
+	assert_memory_equal(&back.events, &v.events, sizeof(v.events));
+	assert_memory_equal(&back.debugregs, &v.debugregs, sizeof(v.debugregs));
+	assert_memory_equal(&back.xcrs, &v.xcrs, sizeof(v.xcrs));
+	assert_int_equal(back.nmsrs, v.nmsrs);
+	assert_int_equal(back.xsave_size, 4096);
+	assert_memory_equal(back.xsave, v.xsave, 4096);
+	x86_vcpu_state_free(&back);
+
+	/* a corrupted XSAVE blob is named */
+	json_object_set_new(json_object_get(obj, "xsave"), "data", json_string("AAAA"));
+	assert_int_equal(x86_vcpu_state_check(obj, "vcpus[1]", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[1].xsave.data: 3 bytes, expected 4096");
+	json_object_set_new(obj, "mp_state", json_string("dancing"));
+	assert_int_equal(x86_vcpu_state_check(obj, "vcpus[1]", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[1].mp_state: unknown state \"dancing\"");
+	json_decref(obj);
+	x86_vcpu_state_free(&v);
+}
+
+static void test_advance_tsc_adds_elapsed_ticks(void **state)
+{
+	struct x86_vcpu_state v;
+
+	fixture_vcpu(&v, 0);
+	v.msrs[1].data = 1000;
+	/* 2.5 s at 2 GHz */
+	x86_vcpu_state_advance_tsc(&v, 2500000000ULL, 2000000);
+	assert_true(v.msrs[1].data == 1000 + 5000000000ULL);
+	x86_vcpu_state_free(&v);
+}
+
+static void test_pic_round_trip_and_irq_base_check(void **state)
+{
+	struct x86_vm_state s;
+	struct kvm_pic_state back;
+	json_t *obj = json_object();
+	char err[256];
+
+	fixture_vm(&s, 0);
+	assert_int_equal(x86_pic_to_json(&s.pic[0], obj), 0);
+	obj = reparse(obj);
+	assert_int_equal(json_integer_value(json_object_get(obj, "imr")), 0xb8);
+	assert_int_equal(x86_pic_check(obj, "p", err, sizeof(err)), 0);
+	assert_int_equal(x86_pic_from_json(obj, &back), 0);
+	assert_memory_equal(&back, &s.pic[0], sizeof(back));
+	json_object_set_new(obj, "irq_base", json_integer(0x31));
+	assert_int_equal(x86_pic_check(obj, "vm.irqchip.pic_master", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vm.irqchip.pic_master.irq_base = 49 is not a multiple of 8");
+	json_object_set_new(obj, "irq_base", json_integer(0x30));
+	json_object_set_new(obj, "init_state", json_integer(4));
+	assert_int_equal(x86_pic_check(obj, "vm.irqchip.pic_master", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vm.irqchip.pic_master.init_state = 4 exceeds 3");
+	json_decref(obj);
+}
+
+static void test_ioapic_redirection_entries_decode_and_round_trip(void **state)
+{
+	struct x86_vm_state s;
+	struct kvm_ioapic_state back;
+	json_t *obj = json_object(), *e9;
+	char err[256];
+
+	fixture_vm(&s, 0);
+	assert_int_equal(x86_ioapic_to_json(&s.ioapic, obj), 0);
+	obj = reparse(obj);
+	e9 = json_array_get(json_object_get(obj, "redirtbl"), 9);
+	assert_int_equal(json_integer_value(json_object_get(e9, "vector")), 0x29);
+	assert_int_equal(json_integer_value(json_object_get(e9, "trig_mode")), 1);
+	assert_int_equal(json_integer_value(json_object_get(e9, "polarity")), 1);
+	assert_int_equal(json_integer_value(json_object_get(e9, "remote_irr")), 1);
+	assert_int_equal(json_integer_value(json_object_get(e9, "mask")), 0);
+	assert_int_equal(json_integer_value(json_object_get(
+		json_array_get(json_object_get(obj, "redirtbl"), 4), "dest_id")), 1);
+	assert_int_equal(x86_ioapic_check(obj, "io", err, sizeof(err)), 0);
+	assert_int_equal(x86_ioapic_from_json(obj, &back), 0);
+	assert_memory_equal(&back, &s.ioapic, sizeof(back));
+	json_object_set_new(e9, "delivery_mode", json_integer(8));
+	assert_int_equal(x86_ioapic_check(obj, "vm.irqchip.ioapic", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vm.irqchip.ioapic.redirtbl[9].delivery_mode = 8 exceeds 7");
+	json_object_set_new(e9, "delivery_mode", json_integer(0));
+	json_object_set_new(obj, "base_address", json_integer(0xfed00000));
+	assert_int_equal(x86_ioapic_check(obj, "vm.irqchip.ioapic", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vm.irqchip.ioapic.base_address = 0xfed00000, expected 0xfec00000");
+	json_decref(obj);
+}
+
+static void test_pit_load_time_is_saved_as_age_not_host_time(void **state)
+{
+	const int64_t save_now = 1000000000000LL, restore_now = 7000000000000LL;
+	struct x86_vm_state s;
+	struct kvm_pit_state2 back;
+	json_t *obj = json_object(), *c0;
+	char err[256];
+
+	fixture_vm(&s, save_now);
+	assert_int_equal(x86_pit_to_json(&s.pit, save_now, obj), 0);
+	obj = reparse(obj);
+	c0 = json_array_get(json_object_get(obj, "channels"), 0);
+	assert_null(json_object_get(c0, "count_load_time"));
+	assert_int_equal(json_integer_value(json_object_get(c0, "count_load_age_ns")), 5000000);
+	assert_int_equal(json_integer_value(json_object_get(c0, "count")), 65536);
+	assert_int_equal(x86_pit_check(obj, "pit", err, sizeof(err)), 0);
+	assert_int_equal(x86_pit_from_json(obj, restore_now, &back), 0);
+	assert_true(back.channels[0].count_load_time == restore_now - 5000000);
+	assert_true(back.channels[2].count_load_time == restore_now - 70000000000LL);
+	assert_int_equal(back.flags, KVM_PIT_FLAGS_SPEAKER_DATA_ON);
+	s.pit.channels[0].count_load_time = back.channels[0].count_load_time;
+	s.pit.channels[1].count_load_time = back.channels[1].count_load_time;
+	s.pit.channels[2].count_load_time = back.channels[2].count_load_time;
+	assert_memory_equal(&back, &s.pit, sizeof(back));
+	json_object_set_new(c0, "mode", json_integer(6));
+	assert_int_equal(x86_pit_check(obj, "vm.pit", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vm.pit.channels[0].mode = 6 exceeds 5");
+	json_object_set_new(c0, "mode", json_integer(2));
+	json_object_set_new(c0, "count", json_integer(65537));
+	assert_int_equal(x86_pit_check(obj, "vm.pit", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vm.pit.channels[0].count = 65537 exceeds 65536");
+	json_decref(obj);
+}
+
+static void test_clock_freeze_keeps_and_advance_adds_wall_time(void **state)
+{
+	struct x86_vm_state s;
+	struct kvm_clock_data c;
+	json_t *obj = json_object();
+	uint64_t later = 1700000000000000000ULL + 3000000000ULL;
+
+	fixture_vm(&s, 0);
+	assert_int_equal(x86_clock_to_json(&s.clock, obj), 0);
+	assert_int_equal(x86_clock_from_json(obj, false, later, &c), 0);
+	assert_true(c.clock == 12345678901234ULL);
+	assert_int_equal(x86_clock_from_json(obj, true, later, &c), 0);
+	assert_true(c.clock == 12345678901234ULL + 3000000000ULL);
+	/* a wall clock behind the saved one never moves guest time back */
+	assert_int_equal(x86_clock_from_json(obj, true, 5, &c), 0);
+	assert_true(c.clock == 12345678901234ULL);
+	json_decref(obj);
+}
+
+static void test_vm_section_round_trip(void **state)
+{
+	struct x86_vm_state s, back;
+	json_t *obj = json_object();
+	char err[256] = "";
+
+	fixture_vm(&s, 1000);
+	assert_int_equal(x86_vm_state_to_json(&s, 1000, obj), 0);
+	obj = reparse(obj);
+	assert_int_equal(x86_vm_state_check(obj, "vm", err, sizeof(err)), 0);
+	assert_int_equal(x86_vm_state_from_json(obj, 1000, false, 0, &back), 0);
+	assert_memory_equal(&back.pic, &s.pic, sizeof(s.pic));
+	assert_memory_equal(&back.ioapic, &s.ioapic, sizeof(s.ioapic));
+	assert_true(back.clock.clock == s.clock.clock);
+	json_object_del(json_object_get(obj, "irqchip"), "pic_slave");
+	assert_int_equal(x86_vm_state_check(obj, "vm", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vm.irqchip.pic_slave: missing");
+	json_decref(obj);
+}
+
+static void test_cpuid_compat_names_the_missing_feature(void **state)
+{
+	struct kvm_cpuid2 *guest = fixture_cpuid(), *host = fixture_cpuid();
+	json_t *arr = x86_cpuid_to_json(guest);
+	char err[256] = "";
+
+	assert_int_equal(x86_cpuid_check(arr, "cpuid", err, sizeof(err)), 0);
+	/* hypervisor bit is the VMM's, not the host's */
+	host->entries[1].ecx &= ~(1u << 31);
+	assert_int_equal(x86_cpuid_check_host(arr, host, err, sizeof(err)), 0);
+	host->entries[2].ebx &= ~(1u << 5);	/* this host has no AVX2 */
+	assert_int_equal(x86_cpuid_check_host(arr, host, err, sizeof(err)), -ENOTSUP);
+	assert_string_equal(err, "cpuid: the guest saw CPUID.0x7.0:ebx bit 5 (avx2), which this "
+			    "host's KVM does not offer");
+	json_object_set_new(json_array_get(arr, 1), "ecx", json_string("x"));
+	assert_int_equal(x86_cpuid_check(arr, "cpuid", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "cpuid[1].ecx: \"x\" is not a decimal integer");
+	json_decref(arr);
+	free(guest);
+	free(host);
+}
+
+static void test_tsc_frequency_within_tolerance_needs_nothing(void **state)
+{
+	bool set;
+	char err[256];
+
+	assert_int_equal(x86_tsc_khz_check(2000000, 2000400, false, &set, err, sizeof(err)), 0);
+	assert_false(set);
+	assert_int_equal(x86_tsc_khz_check(2000000, 2400000, true, &set, err, sizeof(err)), 0);
+	assert_true(set);
+	assert_int_equal(x86_tsc_khz_check(2000000, 2400000, false, &set, err, sizeof(err)),
+			 -ENOTSUP);
+	assert_string_equal(err, "host.tsc_khz: the guest ran with a 2000000 kHz TSC, this host's "
+			    "is 2400000 kHz and KVM cannot scale it (no TSC scaling)");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_regs_round_trip_keeps_64_bit_values),
+		cmocka_unit_test(test_regs_wrong_type_names_vcpu_and_register),
+		cmocka_unit_test(test_segment_round_trip_keeps_every_attribute),
+		cmocka_unit_test(test_sregs_round_trip_and_long_mode_consistency),
+		cmocka_unit_test(test_lapic_registers_are_named_and_round_trip),
+		cmocka_unit_test(test_lapic_x2apic_id_uses_32_bits_with_x2apic_api),
+		cmocka_unit_test(test_lapic_refuses_bad_registers),
+		cmocka_unit_test(test_events_round_trip_and_nmi_vector_refused),
+		cmocka_unit_test(test_xcrs_and_debugregs_validation),
+		cmocka_unit_test(test_msrs_by_name_and_index_in_restore_order),
+		cmocka_unit_test(test_msr_select_intersects_kvm_list_and_keeps_mtrrs),
+		cmocka_unit_test(test_whole_vcpu_round_trip),
+		cmocka_unit_test(test_advance_tsc_adds_elapsed_ticks),
+		cmocka_unit_test(test_pic_round_trip_and_irq_base_check),
+		cmocka_unit_test(test_ioapic_redirection_entries_decode_and_round_trip),
+		cmocka_unit_test(test_pit_load_time_is_saved_as_age_not_host_time),
+		cmocka_unit_test(test_clock_freeze_keeps_and_advance_adds_wall_time),
+		cmocka_unit_test(test_vm_section_round_trip),
+		cmocka_unit_test(test_cpuid_compat_names_the_missing_feature),
+		cmocka_unit_test(test_tsc_frequency_within_tolerance_needs_nothing),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
