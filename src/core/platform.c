@@ -10,6 +10,7 @@
 #include "amber/acpi.h"
 #include "amber/device.h"
 #include "amber/log.h"
+#include "amber/nvme.h"
 #include "amber/platform.h"
 #include "amber/vm.h"
 #include "amber/x86_boot.h"
@@ -59,6 +60,45 @@ static int platform_acpi(struct vm *vm, uint64_t *rsdp, char *err, size_t errlen
 	return ret;
 }
 
+/*
+ * --disk nvme:PATH[,ro][,serial=S][,ctrl=NAME]: disks naming the same
+ * controller become its namespaces 1..N in command-line order; the first
+ * disk of a controller creates it (and gives its serial number).
+ */
+static int platform_disks(struct vm *vm, char *err, size_t errlen)
+{
+	struct vm_config *cfg = vm->cfg;
+
+	for (int i = 0; i < cfg->ndisks; i++) {
+		struct disk_config *d = &cfg->disks[i];
+		struct device *dev = device_find(&vm->machine, d->ctrl);
+		char args[1024];
+		int ret;
+
+		if (dev) {
+			if (strcmp(dev->cls->name, "nvme") != 0) {
+				snprintf(err, errlen, "--disk %s: ctrl=%s names a %s device, not an NVMe controller",
+					 d->path, d->ctrl, dev->cls->name);
+				return -EINVAL;
+			}
+			ret = nvme_add_namespace(dev, d->path, d->readonly, err, errlen);
+			if (ret < 0)
+				return ret;
+			continue;
+		}
+		if (strchr(d->path, ',')) {
+			snprintf(err, errlen, "--disk %s: paths with commas are not supported", d->path);
+			return -EINVAL;
+		}
+		snprintf(args, sizeof(args), "path=%s%s%s%s", d->path, d->readonly ? ",ro" : "",
+			 d->serial ? ",serial=" : "", d->serial ? d->serial : "");
+		ret = platform_add(vm, "nvme", d->ctrl, args, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
 int platform_build(struct vm *vm, char *err, size_t errlen)
 {
 	struct vm_config *cfg = vm->cfg;
@@ -80,6 +120,8 @@ int platform_build(struct vm *vm, char *err, size_t errlen)
 	}
 	if (!ret)
 		ret = platform_add(vm, "i8042", "i8042", NULL, err, errlen);
+	if (!ret)
+		ret = platform_disks(vm, err, errlen);
 	if (ret)
 		return ret;
 
