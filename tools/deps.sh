@@ -9,8 +9,11 @@ PKGS=(
   libjansson-dev liburing-dev libcmocka-dev libxxhash-dev
   # tests
   acpica-tools gdb jq python3 cpio xz-utils zstd busybox-static
-  # nested test machine and reference VMM
+  # nested test machine and reference VMM (virtiofsd is in qemu-system-common)
   qemu-system-x86 qemu-system-data qemu-utils
+  # the nested machine's CR8-intercept module (tools/guest-kit/cr8-intercept) is built
+  # against the cloud kernel's headers; GNU time measures peak RSS in bench/boot
+  linux-headers-cloud-amd64 time
   # firmware
   ovmf seabios
 )

@@ -87,18 +87,24 @@ log "building for $KVER"
 
 # ---- helpers -------------------------------------------------------------------------------
 # Path of module NAME (- and _ are the same in module names), empty if built in or absent.
+declare -A MODPATH
+index_modules() {
+  local p b
+  while read -r p; do
+    b=$(basename "$p" .ko); MODPATH[${b//-/_}]=$p
+  done < <(find "$MODDIR/kernel" -name '*.ko')
+}
 module_path() {
-  local n=${1//-/_} f
-  f=$(find "$MODDIR/kernel" -name '*.ko' | while read -r p; do
-        b=$(basename "$p" .ko); [ "${b//-/_}" = "$n" ] && { echo "$p"; break; }; done)
-  echo "$f"
+  local n=${1//-/_}
+  echo "${MODPATH[$n]:-}"
 }
 module_builtin() {
   local n=${1//-/_}
   sed 's|.*/||; s|\.ko$||; s|-|_|g' "$MODDIR/modules.builtin" | grep -qx "$n"
 }
-# Print NAME's dependency closure as .ko paths, dependencies first.
+# Append NAME's dependency closure to CLOSURE as .ko paths, dependencies first.
 declare -A SEEN
+CLOSURE=()
 module_closure() {
   local name=$1 path deps d
   [ -n "${SEEN[${name//-/_}]:-}" ] && return 0
@@ -110,7 +116,7 @@ module_closure() {
   fi
   deps=$(tr '\0' '\n' < "$path" | sed -n 's/^depends=//p' | head -n1 | tr ',' ' ')
   for d in $deps; do module_closure "$d"; done
-  echo "$path"
+  CLOSURE+=("$path")
 }
 
 # Stage busybox (static) with all its applet links.
@@ -133,13 +139,12 @@ stage_modules() {
   local root=$1; shift
   local dst=$root/lib/modules/$KVER p
   mkdir -p "$dst"
-  SEEN=()
+  SEEN=() CLOSURE=()
+  for m in "$@"; do module_closure "$m"; done
   : > "$root/etc/modules"
-  for m in "$@"; do
-    for p in $(module_closure "$m"); do
-      cp "$p" "$dst/"
-      basename "$p" >> "$root/etc/modules"
-    done
+  for p in "${CLOSURE[@]}"; do
+    cp "$p" "$dst/"
+    basename "$p" >> "$root/etc/modules"
   done
 }
 
@@ -156,6 +161,29 @@ copy_binary() {
   done
 }
 
+# The nested test machine's workaround for UEFI guests (see cr8-intercept/*.c): an
+# out-of-tree module built against Debian's headers for the same kernel ABI. Prints the
+# .ko path; on failure explains and returns 1 (the kit still works, UEFI tests then skip).
+build_cr8_module() {
+  local hdr=/usr/src/linux-headers-$KVER dir=$CACHE/cr8-intercept
+  if [ ! -f "$hdr/Makefile" ] && [ "$(id -u)" = 0 ]; then
+    log "installing linux-headers-$KVER (for the CR8-intercept module)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      "linux-headers-$KVER" >"$CACHE/apt-headers.log" 2>&1 || true
+  fi
+  if [ ! -f "$hdr/Makefile" ]; then
+    log "warning: no $hdr: nested machine without the CR8-intercept fix (UEFI guest tests will skip)"
+    return 1
+  fi
+  rm -rf "$dir"
+  cp -r "$KIT_DIR/cr8-intercept" "$dir"
+  if ! make -C "$hdr" M="$dir" modules >"$dir/build.log" 2>&1; then
+    log "warning: CR8-intercept module failed to build (log: $dir/build.log); UEFI guest tests will skip"
+    return 1
+  fi
+  echo "$dir/amber_cr8_intercept.ko"
+}
+
 make_cpio() {
   local root=$1 out=$2
   (cd "$root" && find . -mindepth 1 | LC_ALL=C sort |
@@ -164,6 +192,7 @@ make_cpio() {
 }
 
 # ---- guest initramfs -----------------------------------------------------------------------
+index_modules
 STAGE=$OUT/stage
 rm -rf "$STAGE"
 G=$STAGE/guest
@@ -181,6 +210,11 @@ K=$STAGE/kvmbox
 stage_busybox "$K"
 stage_modules "$K" "${KVMBOX_MODULES[@]}"
 install -m 755 "$KIT_DIR/kvmbox-init" "$K/init"
+: > "$K/etc/modules-optional"
+if cr8=$(build_cr8_module); then
+  cp "$cr8" "$K/lib/modules/$KVER/"
+  basename "$cr8" >> "$K/etc/modules-optional"
+fi
 make_cpio "$K" "$OUT/kvmbox-initramfs.cpio"
 
 cp "$KROOT/boot/vmlinuz-$KVER" "$OUT/bzImage.tmp" && mv "$OUT/bzImage.tmp" "$OUT/bzImage"

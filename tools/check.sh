@@ -1,0 +1,109 @@
+#!/bin/bash
+# What `make check` runs: build (warnings are errors), guest kit, unit tests, guest tests.
+#   tools/check.sh BUILDDIR
+# Guest tests (tests/guest/*.sh, run by tests/guest/run-all) run directly when this machine
+# has usable KVM, else all together in ONE nested test machine (tests/kvmbox/run), else
+# (no QEMU) they are reported as skipped with the reason. The last line is always
+#   N passed, N failed, N skipped
+# (unit + guest totals); the exit status is non-zero if anything failed.
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${1:-build}
+mkdir -p "$BUILD"
+BUILD=$(cd "$BUILD" && pwd)
+cd "$REPO" || exit 1
+
+passed=0 failed=0 skipped=0
+section() { printf '\n==== %s\n' "$*"; }
+
+# ---- build ---------------------------------------------------------------------------------
+section "build ($BUILD)"
+build_ok=1
+if [ ! -f "$BUILD/build.ninja" ]; then
+  meson setup "$BUILD" -Dwerror=true || build_ok=0
+elif [ "$(meson introspect --buildoptions "$BUILD" 2>/dev/null |
+          python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="werror"][0])' 2>/dev/null)" != True ]; then
+  meson configure "$BUILD" -Dwerror=true || build_ok=0
+fi
+# -k 0: build what can be built (e.g. the guest test programs) even if a target fails
+if [ $build_ok = 1 ]; then ninja -C "$BUILD" -k 0 || build_ok=0; fi
+if [ $build_ok = 0 ]; then
+  echo "FAIL build"
+  failed=$((failed + 1))
+fi
+
+section "guest kit"
+kit_ok=1
+"$REPO/tools/guest-kit/build.sh" "$BUILD/guest-kit" || { kit_ok=0; echo "FAIL guest-kit"; failed=$((failed + 1)); }
+
+# ---- unit tests ----------------------------------------------------------------------------
+section "unit tests"
+if [ $build_ok = 1 ]; then
+  meson test -C "$BUILD" --suite unit --print-errorlogs 2>&1 | tee "$BUILD/unit-results.txt"
+  num() { sed -n "s/^$1: *\([0-9][0-9]*\) *\$/\1/p" "$BUILD/unit-results.txt" | tail -n1; }
+  ok=$(num 'Ok'); xf=$(num 'Expected Fail'); f=$(num 'Fail'); up=$(num 'Unexpected Pass')
+  sk=$(num 'Skipped'); to=$(num 'Timeout')
+  passed=$((passed + ${ok:-0} + ${xf:-0}))
+  failed=$((failed + ${f:-0} + ${up:-0} + ${to:-0}))
+  skipped=$((skipped + ${sk:-0}))
+  if [ -z "$ok" ] && ! grep -qE 'No (suitable )?tests defined' "$BUILD/unit-results.txt"; then
+    echo "FAIL unit tests: no meson summary"
+    failed=$((failed + 1))
+  fi
+else
+  echo "unit tests not run: the build failed"
+fi
+
+# ---- guest tests ---------------------------------------------------------------------------
+section "guest tests"
+GUEST_TESTS=()
+for t in "$REPO"/tests/guest/*.sh; do [ -x "$t" ] && GUEST_TESTS+=("$(basename "$t" .sh)"); done
+results=$BUILD/guest-results.txt
+: > "$results"
+start=$SECONDS
+how=
+why_no_kvm=$("$REPO/tools/kvm-usable" 2>&1)
+kvm_ok=$?
+why_no_kvm=${why_no_kvm#kvm-usable: }
+nested_missing=
+command -v qemu-system-x86_64 >/dev/null || nested_missing+=" qemu-system-x86_64"
+[ -x /usr/lib/qemu/virtiofsd ] || nested_missing+=" virtiofsd"
+[ $kit_ok = 1 ] || nested_missing+=" guest-kit"
+if [ $kvm_ok = 0 ]; then
+  how="directly (usable KVM)"
+  "$REPO/tests/guest/run-all" "$BUILD" 2>&1 | tee "$results"
+elif [ -z "$nested_missing" ]; then
+  how="in the nested test machine (no usable KVM here: $why_no_kvm)"
+  echo "running guest tests $how"
+  "$REPO/tests/kvmbox/run" --kit "$BUILD/guest-kit" --share "$BUILD" \
+    --timeout "${AMBER_KVMBOX_TIMEOUT:-900}" --log "$BUILD/kvmbox/serial-check.log" \
+    -- "$REPO/tests/guest/run-all" "$BUILD" 2>&1 | tee "$results"
+else
+  reason="$why_no_kvm; no nested test machine either (missing:$nested_missing)"
+fi
+if [ -z "$how" ]; then
+  for n in "${GUEST_TESTS[@]}"; do echo "SKIP $n: $reason"; done
+  skipped=$((skipped + ${#GUEST_TESTS[@]}))
+else
+  line=$(grep '^GUEST-RESULTS ' "$results" | tail -n1)
+  if [ -n "$line" ]; then
+    eval "$(echo "$line" | sed -n 's/^GUEST-RESULTS passed=\([0-9]*\) failed=\([0-9]*\) skipped=\([0-9]*\)$/gp=\1 gf=\2 gs=\3/p')"
+    passed=$((passed + ${gp:-0})); failed=$((failed + ${gf:-0})); skipped=$((skipped + ${gs:-0}))
+  else
+    # run-all never finished (timeout, nested machine failure): tests without a result fail
+    for n in "${GUEST_TESTS[@]}"; do
+      if grep -qE "^(PASS|SKIP) $n[ :]" "$results"; then
+        grep -qE "^PASS $n " "$results" && passed=$((passed + 1)) || skipped=$((skipped + 1))
+      else
+        grep -qE "^FAIL $n " "$results" || echo "FAIL $n (no result: guest test run did not finish)"
+        failed=$((failed + 1))
+      fi
+    done
+  fi
+  echo "guest tests ran $how in $((SECONDS - start))s"
+fi
+
+echo
+echo "$passed passed, $failed failed, $skipped skipped"
+[ $failed = 0 ]
