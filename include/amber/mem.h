@@ -34,6 +34,8 @@ struct guest_mem {
 	 * pages, so nothing may read RAM through it.
 	 */
 	bool ram_from_file;
+	void *map_base;		/* gmem_alloc's mapping (2 MiB aligned inside) */
+	size_t map_len;
 };
 
 /* Host pointer for [gpa, gpa+len) if it lies wholly in one slot, else NULL. */
@@ -45,7 +47,9 @@ bool gmem_is_ram(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 
 /*
  * Lay out ram_size bytes of RAM the PC way: [0, min(ram, hole)) and the rest
- * from 4 GiB. Allocates a memfd-backed mapping (shared, so it can be mapped
+ * from 4 GiB. Allocates anonymous memory, 2 MiB aligned and advised for
+ * transparent huge pages (one fault maps 2 MiB: far fewer EPT/NPT faults
+ * while the guest first touches its RAM); memfd stays -1. Formerly: a memfd-backed mapping (shared, so it can be mapped
  * again for checkpoints). For unit tests: gmem_init_buffer wraps a buffer as
  * one slot at gpa 0.
  */

@@ -12,6 +12,7 @@
 #include "amber/control.h"
 #include "amber/log.h"
 #include "amber/vm.h"
+#include "amber/vm_stats.h"
 #include "amber/x86_boot.h"
 #include "amber/x86_kvm.h"
 
@@ -35,6 +36,7 @@ int cli_run_main(int argc, char **argv)
 	int ret;
 
 	config_init(&cfg);
+	vm_stats_init();
 	if (config_parse_run(&cfg, argc, argv, host_max_cpus(), err, sizeof(err)) < 0) {
 		fprintf(stderr, "amber run: %s\n", err);
 		config_free(&cfg);
@@ -78,6 +80,7 @@ int cli_run_main(int argc, char **argv)
 		break;
 	}
 	chardev_restore_terminal();
+	vm_stats_print();
 	config_free(&cfg);
 	return ret;
 }

@@ -87,46 +87,42 @@ void gmem_init_buffer(struct guest_mem *gm, void *buf, uint64_t size)
 
 int gmem_alloc(struct guest_mem *gm, uint64_t ram_size)
 {
+	const uint64_t align = 2ULL << 20;
 	uint64_t low = ram_size < GMEM_PCI_HOLE_START ? ram_size : GMEM_PCI_HOLE_START;
 	uint64_t high = ram_size - low;
-	uint8_t *host;
-	int fd, ret;
+	uint8_t *map, *host;
+	size_t len;
 
 	memset(gm, 0, sizeof(*gm));
 	gm->memfd = -1;
 	if (ram_size == 0 || ram_size % PAGE_SIZE_4K)
 		return -EINVAL;
-	fd = memfd_create("amber-ram", MFD_CLOEXEC);
-	if (fd < 0)
+	len = ram_size + align;
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		   -1, 0);
+	if (map == MAP_FAILED)
 		return -errno;
-	if (ftruncate(fd, (off_t)ram_size) < 0) {
-		ret = -errno;
-		goto fail;
-	}
-	host = mmap(NULL, ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-	if (host == MAP_FAILED) {
-		ret = -errno;
-		goto fail;
-	}
+	host = (uint8_t *)(((uintptr_t)map + align - 1) & ~(uintptr_t)(align - 1));
 	madvise(host, ram_size, MADV_HUGEPAGE);
+	/* Guest RAM is not worth a core dump and must not be shared with children. */
+	madvise(host, ram_size, MADV_DONTDUMP);
+	madvise(host, ram_size, MADV_DONTFORK);
+	gm->map_base = map;
+	gm->map_len = len;
 	gm->slots[0] = (struct gmem_slot){ 0, low, host };
 	gm->nslots = 1;
 	if (high)
 		gm->slots[gm->nslots++] = (struct gmem_slot){ GMEM_HIGH_START, high, host + low };
 	gm->ram_size = ram_size;
-	gm->memfd = fd;
 	return 0;
-fail:
-	close(fd);
-	return ret;
 }
 
 void gmem_free(struct guest_mem *gm)
 {
-	if (gm->memfd >= 0) {
-		munmap(gm->slots[0].host, gm->ram_size);
+	if (gm->map_base)
+		munmap(gm->map_base, gm->map_len);
+	if (gm->memfd >= 0)
 		close(gm->memfd);
-	}
 	memset(gm, 0, sizeof(*gm));
 	gm->memfd = -1;
 }

@@ -20,6 +20,7 @@
 #include "amber/log.h"
 #include "amber/platform.h"
 #include "amber/vm.h"
+#include "amber/vm_stats.h"
 #include "amber/x86_kvm.h"
 
 #define VCPU_KICK_SIGNAL SIGUSR1
@@ -271,15 +272,18 @@ static void *vcpu_thread(void *arg)
 		}
 		switch (v->run->exit_reason) {
 		case KVM_EXIT_IO:
+			vm_stats_pio(v->run->io.port);
 			vcpu_handle_io(v);
 			io_pending = true;
 			break;
 		case KVM_EXIT_MMIO:
+			vm_stats_mmio(v->run->mmio.phys_addr);
 			vcpu_handle_mmio(v);
 			io_pending = true;
 			break;
 		case KVM_EXIT_HLT:
 		case KVM_EXIT_INTR:
+			vm_stats_other();
 		case KVM_EXIT_IRQ_WINDOW_OPEN:
 			break;
 		case KVM_EXIT_SHUTDOWN:
