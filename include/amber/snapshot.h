@@ -63,8 +63,9 @@ void memimg_layout(struct memimg *mi, const struct guest_mem *gm);
 /*
  * Write guest RAM to fd (an empty regular file) per memimg_layout, leaving
  * all-zero pages as holes, and compute every chunk digest on the way. RAM
- * from gmem_alloc's memfd is walked with SEEK_DATA so untouched pages are
- * neither read nor allocated. The caller fsyncs. 0 or -errno (-ENOSPC when
+ * backed by a memfd (gm->memfd) is walked with SEEK_DATA so untouched pages
+ * are neither read nor allocated; anonymous RAM reads untouched pages as
+ * the shared zero page, which costs no memory either. The caller fsyncs. 0 or -errno (-ENOSPC when
  * the disk is full).
  */
 int memimg_write(int fd, const struct guest_mem *gm, struct memimg *mi);
@@ -90,9 +91,9 @@ enum memimg_mode {
 	 * for them stay valid (KVM's MMU notifier drops the old pages); guest
 	 * writes become private copies, the file is never written. Contract:
 	 * call before any vCPU runs; afterwards RAM is no longer backed by
-	 * gm->memfd and gm->ram_from_file is set (anything sharing RAM through
-	 * the memfd, e.g. a vhost-user backend, needs copy mode; gmem_free
-	 * still unmaps and closes as usual), and memory.bin must stay in place, which
+	 * gm->memfd (if any) and gm->ram_from_file is set (anything sharing RAM
+	 * through a memfd, e.g. a vhost-user backend, needs copy mode; gmem_free
+	 * still unmaps as usual), and memory.bin must stay in place, which
 	 * snap_write guarantees by only ever renaming directories (a replaced
 	 * checkpoint's file lives on while mapped).
 	 */
@@ -163,6 +164,12 @@ struct snap_doc {
  */
 int snap_open(const char *dir, struct snap_doc **out, char *err, size_t errlen);
 void snap_close(struct snap_doc *d);
+/*
+ * The document checks of snap_open on a parsed vm.json alone (no files):
+ * for a state document received over a migration stream, and fuzzing.
+ * Messages have no "checkpoint vm.json: " prefix.
+ */
+int snap_check_document(const json_t *root, char *err, size_t errlen);
 
 /*
  * Each device section through its class's check hook: unknown classes,

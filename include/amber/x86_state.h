@@ -201,12 +201,16 @@ int x86_vm_state_from_json(const json_t *obj, int64_t mono_now_ns, bool clock_ad
  */
 int x86_vcpu_state_get(int vcpu_fd, uint32_t id, const uint32_t *msr_index, size_t nmsrs,
 		       size_t xsave2_size, struct x86_vcpu_state *s);
-/* Write it back in the restore order; CPUID must already be set. */
-int x86_vcpu_state_put(int vcpu_fd, const struct x86_vcpu_state *s);
+/*
+ * Write it back in the restore order; CPUID must already be set.
+ * xsave2_size: this host's KVM_CAP_XSAVE2 value (0 if unsupported).
+ */
+int x86_vcpu_state_put(int vcpu_fd, size_t xsave2_size, const struct x86_vcpu_state *s);
 /* Convenience: get + to_json / check + from_json + put. */
 int x86_vcpu_state_save(int vcpu_fd, uint32_t id, const uint32_t *msr_index, size_t nmsrs,
 			size_t xsave2_size, unsigned flags, json_t *obj);
-int x86_vcpu_state_load(int vcpu_fd, const json_t *obj, unsigned flags, char *err, size_t errlen);
+int x86_vcpu_state_load(int vcpu_fd, size_t xsave2_size, const json_t *obj, unsigned flags,
+			char *err, size_t errlen);
 
 int x86_vm_state_save(int vm_fd, json_t *obj);
 int x86_vm_state_load(int vm_fd, const json_t *obj, bool clock_advance, char *err, size_t errlen);

@@ -512,6 +512,15 @@ static int check_document(const json_t *root, struct snap_doc *d, char *err, siz
 	return 0;
 }
 
+int snap_check_document(const json_t *root, char *err, size_t errlen)
+{
+	struct snap_doc d = { .mem_fd = -1 };
+	int ret = check_document(root, &d, err, errlen);
+
+	memimg_free(&d.mem);
+	return ret;
+}
+
 /* "x/ck.tmp-AbC123": the name of an interrupted write, never a checkpoint. */
 static bool is_temp_name(const char *dir)
 {

@@ -117,7 +117,8 @@ static int memimg_write_sparse(int fd, const uint8_t *p, uint64_t len, uint64_t 
 }
 
 /*
- * RAM backed by gmem_alloc's memfd at offset == RAM offset: the memfd's holes
+ * RAM backed by a memfd at offset == RAM offset (shared RAM, e.g. for a
+ * vhost-user backend; gmem_alloc's anonymous RAM has none): the memfd's holes
  * (pages the guest never touched) can be found with SEEK_DATA instead of
  * reading them, which for shmem would allocate every untouched page.
  */
@@ -588,6 +589,9 @@ int memimg_restore(int fd, const struct memimg *mi, struct guest_mem *gm,
 					 strerror(-ret));
 				return ret;
 			}
+			/* The new mapping does not inherit gmem_alloc's advice. */
+			madvise(host, s->size, MADV_DONTDUMP);
+			madvise(host, s->size, MADV_DONTFORK);
 			gm->ram_from_file = true;
 			continue;
 		}

@@ -173,6 +173,11 @@ static int kvm_set_msrs(int vcpu_fd, const uint32_t *idx, const uint64_t *val, u
 	return ret == (int)n ? 0 : -EINVAL;
 }
 
+int kvm_set_msr(int vcpu_fd, uint32_t index, uint64_t value)
+{
+	return kvm_set_msrs(vcpu_fd, &index, &value, 1);
+}
+
 int kvm_create_vcpu(int kvm_fd, int vm_fd, int id, const struct kvm_cpuid2 *cpuid, int ncpus,
 		    int *fd_out, struct kvm_run **run_out, size_t *run_size_out,
 		    char *err, size_t errlen)

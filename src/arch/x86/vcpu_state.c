@@ -1156,25 +1156,49 @@ static int put_msrs(int vcpu_fd, const struct x86_vcpu_state *s, bool after_lapi
 	return ret;
 }
 
-int x86_vcpu_state_put(int vcpu_fd, const struct x86_vcpu_state *s)
+int x86_vcpu_state_put(int vcpu_fd, size_t xsave2_size, const struct x86_vcpu_state *s)
 {
 	struct kvm_mp_state mp = { .mp_state = s->mp_state };
 	struct kvm_vcpu_events ev = s->events;
+	size_t len = s->xsave_size > xsave2_size ? s->xsave_size : xsave2_size;
+	void *xsave;
 	int ret;
 
+	/*
+	 * KVM_SET_XSAVE reads this host's full XSAVE size (the KVM_CAP_XSAVE2
+	 * value), which may exceed what the source saved: pad with zeros (the
+	 * header's XSTATE_BV says which components are present).
+	 */
+	if (len < X86_XSAVE_MIN_SIZE)
+		len = X86_XSAVE_MIN_SIZE;
+	xsave = calloc(1, len);
+	if (!xsave)
+		return -ENOMEM;
+	if (s->xsave_size)
+		memcpy(xsave, s->xsave, s->xsave_size);
+
 	/* Order: see the comment at the top of this file. */
-	if ((ret = xioctl(vcpu_fd, KVM_SET_SREGS, (void *)&s->sregs)) ||
-	    (ret = xioctl(vcpu_fd, KVM_SET_REGS, (void *)&s->regs)) ||
-	    (ret = xioctl(vcpu_fd, KVM_SET_XSAVE, s->xsave)) ||
-	    (ret = xioctl(vcpu_fd, KVM_SET_XCRS, (void *)&s->xcrs)) ||
-	    (ret = put_msrs(vcpu_fd, s, false)) ||
-	    (ret = xioctl(vcpu_fd, KVM_SET_LAPIC, (void *)&s->lapic)) ||
-	    (ret = put_msrs(vcpu_fd, s, true)) ||
-	    (ret = xioctl(vcpu_fd, KVM_SET_VCPU_EVENTS, &ev)) ||
-	    (ret = xioctl(vcpu_fd, KVM_SET_MP_STATE, &mp)) ||
-	    (ret = xioctl(vcpu_fd, KVM_SET_DEBUGREGS, (void *)&s->debugregs)))
-		return ret;
-	return 0;
+	ret = xioctl(vcpu_fd, KVM_SET_SREGS, (void *)&s->sregs);
+	if (!ret)
+		ret = xioctl(vcpu_fd, KVM_SET_REGS, (void *)&s->regs);
+	if (!ret)
+		ret = xioctl(vcpu_fd, KVM_SET_XSAVE, xsave);
+	if (!ret)
+		ret = xioctl(vcpu_fd, KVM_SET_XCRS, (void *)&s->xcrs);
+	if (!ret)
+		ret = put_msrs(vcpu_fd, s, false);
+	if (!ret)
+		ret = xioctl(vcpu_fd, KVM_SET_LAPIC, (void *)&s->lapic);
+	if (!ret)
+		ret = put_msrs(vcpu_fd, s, true);
+	if (!ret)
+		ret = xioctl(vcpu_fd, KVM_SET_VCPU_EVENTS, &ev);
+	if (!ret)
+		ret = xioctl(vcpu_fd, KVM_SET_MP_STATE, &mp);
+	if (!ret)
+		ret = xioctl(vcpu_fd, KVM_SET_DEBUGREGS, (void *)&s->debugregs);
+	free(xsave);
+	return ret;
 }
 
 int x86_vcpu_state_save(int vcpu_fd, uint32_t id, const uint32_t *msr_index, size_t nmsrs,
@@ -1190,13 +1214,14 @@ int x86_vcpu_state_save(int vcpu_fd, uint32_t id, const uint32_t *msr_index, siz
 	return ret;
 }
 
-int x86_vcpu_state_load(int vcpu_fd, const json_t *obj, unsigned flags, char *err, size_t errlen)
+int x86_vcpu_state_load(int vcpu_fd, size_t xsave2_size, const json_t *obj, unsigned flags,
+			char *err, size_t errlen)
 {
 	struct x86_vcpu_state s;
 	int ret = x86_vcpu_state_from_json(obj, flags, &s, err, errlen);
 
 	if (!ret) {
-		ret = x86_vcpu_state_put(vcpu_fd, &s);
+		ret = x86_vcpu_state_put(vcpu_fd, xsave2_size, &s);
 		if (ret)
 			snprintf(err, errlen, "vCPU %u: KVM refused its state: %s", s.id,
 				 strerror(-ret));
