@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "amber/chardev.h"
+#include "amber/checkpoint.h"
+#include "amber/snapshot.h"
 #include "amber/cli.h"
 #include "amber/config.h"
 #include "amber/control.h"
@@ -32,6 +34,7 @@ int cli_run_main(int argc, char **argv)
 {
 	struct vm_config cfg;
 	struct vm *vm = NULL;
+	struct snap_doc *doc = NULL;
 	char err[512] = "";
 	int ret;
 
@@ -58,8 +61,13 @@ int cli_run_main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 
+	if (cfg.restore && checkpoint_open(cfg.restore, &cfg, &doc, err, sizeof(err)) < 0) {
+		fprintf(stderr, "amber run: %s\n", err);
+		config_free(&cfg);
+		return EXIT_USAGE;
+	}
 	for (;;) {
-		ret = vm_create(&vm, &cfg, err, sizeof(err));
+		ret = vm_create(&vm, &cfg, doc, err, sizeof(err));
 		if (ret < 0) {
 			fprintf(stderr, "amber run: %s\n", err);
 			vm_destroy(vm);
@@ -73,12 +81,19 @@ int cli_run_main(int argc, char **argv)
 			if (cfg.on_reboot == ON_REBOOT_RESTART) {
 				vm_destroy(vm);
 				vm = NULL;
+				/* A reboot after a restore boots the configuration afresh. */
+				if (doc) {
+					snap_close(doc);
+					doc = NULL;
+				}
 				continue;
 			}
 		}
 		vm_destroy(vm);
 		break;
 	}
+	if (doc)
+		snap_close(doc);
 	chardev_restore_terminal();
 	vm_stats_print();
 	config_free(&cfg);

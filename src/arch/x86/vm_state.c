@@ -191,7 +191,7 @@ static const struct state_field pit_chan_fields[] = {
 	STATE_U8_MAX(struct kvm_pit_channel_state, write_state, 4),
 	STATE_U8(struct kvm_pit_channel_state, write_latch),
 	STATE_U8_MAX(struct kvm_pit_channel_state, rw_mode, 3),
-	STATE_U8_MAX(struct kvm_pit_channel_state, mode, 5),
+	STATE_U8(struct kvm_pit_channel_state, mode),	/* 0-5, or 0xff: see x86_pit_check */
 	STATE_U8_MAX(struct kvm_pit_channel_state, bcd, 1),
 	STATE_U8_MAX(struct kvm_pit_channel_state, gate, 1),
 	STATE_END,
@@ -227,6 +227,7 @@ int x86_pit_check(const json_t *obj, const char *path, char *err, size_t errlen)
 {
 	const json_t *chans;
 	char p[160], cp[160];
+	json_int_t mode;
 	int ret;
 
 	if ((ret = snap_get_bool(obj, path, "hpet_legacy", NULL, err, errlen)) ||
@@ -245,6 +246,17 @@ int x86_pit_check(const json_t *obj, const char *path, char *err, size_t errlen)
 		    (ret = snap_get_u64(json_array_get(chans, i), cp, "count_load_age_ns",
 					INT64_MAX, NULL, err, errlen)))
 			return ret;
+		/*
+		 * 8254 modes are 0-5; KVM resets a channel to 0xff ("never
+		 * programmed", arch/x86/kvm/i8254.c kvm_pit_reset), which a
+		 * guest that never touched channel 1 still has.
+		 */
+		mode = json_integer_value(json_object_get(json_array_get(chans, i), "mode"));
+		if (mode > 5 && mode != 0xff) {
+			snprintf(err, errlen, "%s.mode = %lld: expected 0 to 5, or 255 (never programmed)",
+				 cp, (long long)mode);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }
