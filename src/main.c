@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "amber/cli.h"
+#include "amber/vm_stats.h"
 
 static const char usage_main[] =
 	"usage: amber COMMAND [OPTIONS]\n"
@@ -64,6 +65,7 @@ static int help(const char *cmd)
 
 int main(int argc, char **argv)
 {
+	vm_stats_init();
 	if (argc < 2) {
 		fputs(usage_main, stderr);
 		return 2;

@@ -11,5 +11,7 @@ void vm_stats_pio(uint16_t port);
 void vm_stats_mmio(uint64_t addr);
 void vm_stats_other(void);
 void vm_stats_print(void);
+/* CLOCK_MONOTONIC of the boot vCPU's first KVM_RUN. */
+void vm_stats_first_run(uint64_t mono_ns);
 
 #endif

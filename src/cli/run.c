@@ -39,7 +39,6 @@ int cli_run_main(int argc, char **argv)
 	int ret;
 
 	config_init(&cfg);
-	vm_stats_init();
 	if (config_parse_run(&cfg, argc, argv, host_max_cpus(), err, sizeof(err)) < 0) {
 		fprintf(stderr, "amber run: %s\n", err);
 		config_free(&cfg);

@@ -14,12 +14,14 @@
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 
+#include "amber/checkpoint.h"
 #include "amber/control.h"
 #include "amber/device.h"
 #include "amber/evloop.h"
 #include "amber/log.h"
 #include "amber/platform.h"
 #include "amber/vm.h"
+#include "amber/vm_gdb.h"
 #include "amber/vm_stats.h"
 #include "amber/x86_kvm.h"
 
@@ -97,6 +99,27 @@ void vm_pause(struct vm *vm)
 	vm_kick_all(vm);
 	while (vm->nparked < vm->nactive && !vm->exiting)
 		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_hold_vcpus(struct vm *vm, bool wait)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	for (int i = 0; i < vm->ncpus; i++)
+		vm->vcpus[i].gdb_hold = true;
+	vm_kick_all(vm);
+	while (wait && vm->nparked < vm->nactive && !vm->exiting)
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_release_vcpus(struct vm *vm, const bool *release)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	for (int i = 0; i < vm->ncpus; i++)
+		if (release[i])
+			vm->vcpus[i].gdb_hold = false;
+	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->pause_lock);
 }
 
@@ -201,7 +224,7 @@ static void vcpu_handle_mmio(struct vcpu *v)
 }
 
 /*
- * Park while a pause is requested. An I/O or MMIO exit is completed by KVM
+ * Park while a pause is requested or gdb holds this vCPU. An I/O or MMIO exit is completed by KVM
  * on the next KVM_RUN; with immediate_exit set that run completes it and
  * returns at once, so the vCPU's state is architecturally clean when parked.
  * Returns false when the VM is exiting.
@@ -212,14 +235,14 @@ static bool vcpu_park_if_requested(struct vcpu *v, bool *io_pending)
 	bool keep_running;
 
 	pthread_mutex_lock(&vm->pause_lock);
-	if (vm->pause_depth > 0 && *io_pending && !vm->exiting) {
+	if ((vm->pause_depth > 0 || v->gdb_hold) && *io_pending && !vm->exiting) {
 		pthread_mutex_unlock(&vm->pause_lock);
 		v->run->immediate_exit = 1;
 		ioctl(v->fd, KVM_RUN, 0);
 		*io_pending = false;
 		pthread_mutex_lock(&vm->pause_lock);
 	}
-	while (vm->pause_depth > 0 && !vm->exiting) {
+	while ((vm->pause_depth > 0 || v->gdb_hold) && !vm->exiting) {
 		if (!v->parked) {
 			v->parked = true;
 			vm->nparked++;
@@ -260,8 +283,12 @@ static void *vcpu_thread(void *arg)
 
 		if (!vcpu_park_if_requested(v, &io_pending))
 			break;
-		if (v->id == 0 && !vm->first_run_ns)
+		if (vm->debug_prepare)
+			vm->debug_prepare(vm, v);
+		if (v->id == 0 && !vm->first_run_ns) {
 			vm->first_run_ns = now_ns();
+			vm_stats_first_run(vm->first_run_ns);
+		}
 		ret = ioctl(v->fd, KVM_RUN, 0);
 		io_pending = false;
 		if (ret < 0) {
@@ -458,7 +485,8 @@ static int vm_create_vcpus(struct vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
-int vm_create(struct vm **out, struct vm_config *cfg, char *err, size_t errlen)
+int vm_create(struct vm **out, struct vm_config *cfg, struct snap_doc *restore, char *err,
+	      size_t errlen)
 {
 	struct vm *vm;
 	struct vm_irq *irq;
@@ -478,6 +506,7 @@ int vm_create(struct vm **out, struct vm_config *cfg, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	vm->cfg = cfg;
+	vm->restore_doc = restore;
 	vm->kvm_fd = vm->vm_fd = vm->signal_fd = -1;
 	vm->ncpus = cfg->cpus;
 	pthread_mutex_init(&vm->pause_lock, NULL);
@@ -503,9 +532,18 @@ int vm_create(struct vm **out, struct vm_config *cfg, char *err, size_t errlen)
 	ret = kvm_create_vm(vm->kvm_fd, &vm->vm_fd, err, errlen);
 	if (ret < 0)
 		return ret;
-	vm->cpuid = cpuid_build(vm->kvm_fd, vm->ncpus, err, errlen);
-	if (!vm->cpuid)
-		return -EINVAL;
+	if (vm->restore_doc) {
+		/* The guest keeps the CPUID it was checkpointed with (checked against this host). */
+		vm->cpuid = checkpoint_cpuid(vm->restore_doc);
+		if (!vm->cpuid) {
+			snprintf(err, errlen, "checkpoint: unusable cpuid section");
+			return -EINVAL;
+		}
+	} else {
+		vm->cpuid = cpuid_build(vm->kvm_fd, vm->ncpus, err, errlen);
+		if (!vm->cpuid)
+			return -EINVAL;
+	}
 	ret = gmem_alloc(&vm->machine.mem, cfg->memory);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot allocate %llu MiB of guest memory: %s",
@@ -528,6 +566,15 @@ int vm_create(struct vm **out, struct vm_config *cfg, char *err, size_t errlen)
 		return ret;
 	/* Devices, ACPI tables and the boot image: src/core/platform.c */
 	ret = platform_build(vm, err, errlen);
+	if (ret < 0)
+		return ret;
+	if (vm->restore_doc) {
+		ret = checkpoint_restore(vm, vm->restore_doc, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
+	/* --gdb: src/core/vm_gdb.c; with --gdb-wait the vCPUs start held */
+	ret = vm_gdb_setup(vm, err, errlen);
 	if (ret < 0)
 		return ret;
 	if (cfg->control) {
@@ -572,6 +619,8 @@ void vm_destroy(struct vm *vm)
 {
 	if (!vm)
 		return;
+	/* while the vCPUs still exist: a gdb client gets its 'W' and is let go */
+	vm_gdb_teardown(vm);
 	if (vm->control)
 		control_free(vm->control);
 	device_destroy_all(&vm->machine);

@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "amber/vm_stats.h"
 
 #define STATS_MMIO_SLOTS 256
 
 static bool stats_on;
+static uint64_t start_ns, first_run_ns;
 static _Atomic uint32_t pio_count[65536];
 static struct {
 	_Atomic uint64_t page;
@@ -24,7 +26,17 @@ void vm_stats_init(void)
 {
 	const char *e = getenv("AMBER_STATS");
 
+	struct timespec ts;
+
 	stats_on = e && *e && strcmp(e, "0") != 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	start_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+void vm_stats_first_run(uint64_t mono_ns)
+{
+	if (!first_run_ns)
+		first_run_ns = mono_ns;
 }
 
 bool vm_stats_enabled(void)
@@ -70,6 +82,9 @@ void vm_stats_print(void)
 {
 	if (!stats_on)
 		return;
+	if (first_run_ns)
+		fprintf(stderr, "amber: start-up (main to first KVM_RUN): %llu us\r\n",
+			(unsigned long long)((first_run_ns - start_ns) / 1000));
 	fprintf(stderr, "amber: exits to userspace: %llu (port I/O %llu, MMIO %llu, other %llu)\r\n",
 		(unsigned long long)(total_pio + total_mmio + total_other),
 		(unsigned long long)total_pio, (unsigned long long)total_mmio,
