@@ -154,6 +154,17 @@ int fw_cfg_x86_e820(const struct guest_mem *gm, struct e820_entry *tab, int max)
 int fw_cfg_x86_add_machine(struct device *dev, const struct guest_mem *gm, int ncpus);
 
 /*
+ * The PCI windows the firmware assigns BARs from, for \_SB.PCI0._CRS (QEMU's
+ * DSDT covers them the same way): 32-bit from the end of low RAM (up to the
+ * IOAPIC, as PCI_MMIO32_END); 64-bit from the end of RAM rounded up to 1 GiB
+ * (SeaBIOS) to the end of OVMF's default 32 GiB aperture, which OVMF aligns
+ * to its size (OvmfPkg PlatformInitLib PlatformGetFirstNonAddress()).
+ * Bounds are inclusive for the end.
+ */
+void fw_cfg_x86_pci_windows(const struct guest_mem *gm, uint64_t *mmio32_base,
+			    uint64_t *mmio64_base, uint64_t *mmio64_end);
+
+/*
  * A bzImage for the firmware to load, as QEMU's x86_load_linux() puts it in
  * fw_cfg when firmware boots: the patched setup header and the setup code
  * (SETUP_ADDR/SIZE/DATA), the protected-mode kernel (KERNEL_*), the command

@@ -43,6 +43,8 @@ void cpuid_host_info(char vendor[13], unsigned *family, unsigned *model, unsigne
 /* Create vCPU id, map its kvm_run, set CPUID and the MSRs Linux expects. */
 int kvm_create_vcpu(int kvm_fd, int vm_fd, int id, const struct kvm_cpuid2 *cpuid, int ncpus,
 		    int *fd, struct kvm_run **run, size_t *run_size, char *err, size_t errlen);
+/* Write one MSR of a vCPU: 0 or -errno (-EINVAL when KVM refused it). */
+int kvm_set_msr(int vcpu_fd, uint32_t index, uint64_t value);
 /* Registers for the boot vCPU to enter the kernel as boot_info says. */
 int kvm_setup_boot_regs(int vcpu_fd, const struct boot_info *bi);
 /* LAPIC LINT0 = ExtINT, LINT1 = NMI (virtual wire, as the MP spec's BIOS leaves it). */

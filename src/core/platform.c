@@ -8,11 +8,13 @@
 #include <string.h>
 
 #include "amber/acpi.h"
+#include "amber/checkpoint.h"
 #include "amber/device.h"
 #include "amber/log.h"
 #include "amber/nvme.h"
 #include "amber/platform.h"
 #include "amber/vm.h"
+#include "amber/vm_gdb.h"
 #include "amber/x86_boot.h"
 #include "amber/x86_kvm.h"
 
@@ -61,7 +63,7 @@ static int platform_acpi(struct vm *vm, uint64_t *rsdp, char *err, size_t errlen
 }
 
 /*
- * --disk nvme:PATH[,ro][,serial=S][,ctrl=NAME]: disks naming the same
+ * --disk nvme:PATH[,ro][,serial=S][,ctrl=NAME][,direct]: disks naming the same
  * controller become its namespaces 1..N in command-line order; the first
  * disk of a controller creates it (and gives its serial number).
  */
@@ -81,7 +83,7 @@ static int platform_disks(struct vm *vm, char *err, size_t errlen)
 					 d->path, d->ctrl, dev->cls->name);
 				return -EINVAL;
 			}
-			ret = nvme_add_namespace(dev, d->path, d->readonly, err, errlen);
+			ret = nvme_add_namespace_opts(dev, d->path, d->readonly, d->direct, err, errlen);
 			if (ret < 0)
 				return ret;
 			continue;
@@ -90,8 +92,9 @@ static int platform_disks(struct vm *vm, char *err, size_t errlen)
 			snprintf(err, errlen, "--disk %s: paths with commas are not supported", d->path);
 			return -EINVAL;
 		}
-		snprintf(args, sizeof(args), "path=%s%s%s%s", d->path, d->readonly ? ",ro" : "",
-			 d->serial ? ",serial=" : "", d->serial ? d->serial : "");
+		snprintf(args, sizeof(args), "path=%s%s%s%s%s", d->path, d->readonly ? ",ro" : "",
+			 d->serial ? ",serial=" : "", d->serial ? d->serial : "",
+			 d->direct ? ",direct" : "");
 		ret = platform_add(vm, "nvme", d->ctrl, args, err, errlen);
 		if (ret < 0)
 			return ret;
@@ -126,10 +129,11 @@ int platform_build(struct vm *vm, char *err, size_t errlen)
 		return ret;
 
 	/* With --firmware the tables go through fw_cfg (platform_fw.c) only. */
-	ret = cfg->firmware ? 0 : platform_acpi(vm, &rsdp, err, errlen);
+	/* A restored guest's RAM already holds its tables and kernel. */
+	ret = cfg->firmware || vm->restore_doc ? 0 : platform_acpi(vm, &rsdp, err, errlen);
 	if (ret < 0)
 		return ret;
-	if (cfg->kernel && !cfg->firmware) {
+	if (cfg->kernel && !cfg->firmware && !vm->restore_doc) {
 		ret = boot_load_linux(&vm->machine.mem, cfg->kernel, cfg->initrd, cfg->cmdline, rsdp,
 				      &bi, err, errlen);
 		if (ret < 0)
@@ -154,5 +158,6 @@ int platform_build(struct vm *vm, char *err, size_t errlen)
 
 void vm_register_extra_commands(struct vm *vm)
 {
-	(void)vm;
+	vm_gdb_register_commands(vm);	/* "gdbserver": src/core/vm_gdb.c */
+	checkpoint_register_commands(vm);	/* "checkpoint": src/core/checkpoint.c */
 }

@@ -60,6 +60,7 @@
  */
 #define BOOT_FAIL_WAIT_MS    5000
 #define RESET_VECTOR         0xfffffff0ULL
+#define MSR_MTRR_DEF_TYPE    0x2ff	/* SDM Vol. 3A §11.11.2.1 IA32_MTRR_DEF_TYPE */
 
 /* The firmware image at 4 GiB - size, and its last 128 KiB at 1 MiB - 128 KiB. */
 static int platform_fw_map_image(struct vm *vm, char *err, size_t errlen)
@@ -116,6 +117,9 @@ static int platform_fw_acpi(struct vm *vm, struct device *fw, char *err, size_t 
 	ac->i8042 = true;
 	ac->fw_cfg = true;
 	ac->fw_cfg_dma = true;
+	/* Where the firmware puts BARs (QEMU's _CRS covers the same). */
+	fw_cfg_x86_pci_windows(&vm->machine.mem, &ac->pci_mmio32_base, &ac->pci_mmio64_base,
+			       &ac->pci_mmio64_end);
 	ret = acpi_build(ac, &t);
 	if (ret < 0) {
 		snprintf(err, errlen, "building the ACPI tables: %s", strerror(-ret));
@@ -277,7 +281,18 @@ int platform_firmware_setup(struct vm *vm, char *err, size_t errlen)
 		if (ret < 0)
 			return ret;
 	}
-	/* KVM's reset state: CS base 0xffff0000, IP 0xfff0. */
+	/*
+	 * KVM's reset state: CS base 0xffff0000, IP 0xfff0. MTRRs as at power-on
+	 * (disabled, default UC: OVMF asserts it), not as firmware leaves them
+	 * for a direct kernel boot (kvm_create_vcpu).
+	 */
+	for (int i = 0; i < vm->ncpus; i++) {
+		ret = kvm_set_msr(vm->vcpus[i].fd, MSR_MTRR_DEF_TYPE, 0);
+		if (ret < 0) {
+			snprintf(err, errlen, "vCPU %d: resetting IA32_MTRR_DEF_TYPE: %s", i, strerror(-ret));
+			return ret;
+		}
+	}
 	vm->entry_rip = RESET_VECTOR;
 	return 0;
 }

@@ -545,8 +545,8 @@ static int fw_cfg_check(const json_t *obj, uint32_t version, char *err, size_t e
 		return ret;
 	memset(&r, 0, sizeof(r));
 	state_fields_load(fw_cfg_fields, &r, obj, version);
-	if (r.cur_entry != FW_CFG_INVALID &&
-	    ((r.cur_entry & FW_CFG_WRITE_CHANNEL) || (r.cur_entry & FW_CFG_ENTRY_MASK) >= FW_CFG_MAX_ENTRY)) {
+	/* What fw_cfg_select() can leave: a key in range (any flag bits) or INVALID. */
+	if (r.cur_entry != FW_CFG_INVALID && (r.cur_entry & FW_CFG_ENTRY_MASK) >= FW_CFG_MAX_ENTRY) {
 		snprintf(err, errlen, "field \"cur_entry\" = %#x is not an fw_cfg selector", r.cur_entry);
 		return -EINVAL;
 	}

@@ -174,6 +174,30 @@ int fw_cfg_x86_add_machine(struct device *dev, const struct guest_mem *gm, int n
 	return ret;
 }
 
+#define SIZE_1G              (1ULL << 30)
+#define OVMF_PCI64_SIZE      (32ULL << 30)	/* OVMF's default PcdPciMmio64Size */
+#define ALIGN_UP(x, a)       (((x) + (a) - 1) & ~((a) - 1))
+
+void fw_cfg_x86_pci_windows(const struct guest_mem *gm, uint64_t *mmio32_base,
+			    uint64_t *mmio64_base, uint64_t *mmio64_end)
+{
+	uint64_t low_end = 0, high_end = GMEM_HIGH_START;
+
+	for (int i = 0; i < gm->nslots; i++) {
+		const struct gmem_slot *s = &gm->slots[i];
+
+		if (s->gpa == 0)
+			low_end = s->size;
+		if (s->gpa >= GMEM_HIGH_START && s->gpa + s->size > high_end)
+			high_end = s->gpa + s->size;
+	}
+	/* SeaBIOS i440fx_mem_addr_setup(): 2 or 3 GiB; OVMF: max(2 GiB, low RAM end). */
+	*mmio32_base = low_end;
+	/* SeaBIOS: RAM end rounded up to 1 GiB; OVMF: that, aligned to its aperture size. */
+	*mmio64_base = ALIGN_UP(high_end, SIZE_1G);
+	*mmio64_end = ALIGN_UP(*mmio64_base, OVMF_PCI64_SIZE) + OVMF_PCI64_SIZE - 1;
+}
+
 /* ---- Linux kernel for the firmware to load ------------------------------ */
 
 /* Boot protocol header offsets (Documentation/arch/x86/boot.rst) */

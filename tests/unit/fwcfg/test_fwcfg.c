@@ -501,9 +501,12 @@ static void test_state_check_rejects_bad_selector_and_dma_low_half(void **state)
 	char err[256] = "";
 
 	assert_int_equal(cls->save(f->dev, o), 0);
-	json_object_set_new(o, "cur_entry", json_integer(0x4001));
+	json_object_set_new(o, "cur_entry", json_integer(0x3fff));
 	assert_int_equal(cls->check(o, cls->state_version, err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "cur_entry"));
+	/* A guest may select with the write-channel bit: that state must load. */
+	json_object_set_new(o, "cur_entry", json_integer(FW_CFG_WRITE_CHANNEL | FW_CFG_ID));
+	assert_int_equal(cls->check(o, cls->state_version, err, sizeof(err)), 0);
 	json_object_set_new(o, "cur_entry", json_integer(FW_CFG_INVALID));
 	assert_int_equal(cls->check(o, cls->state_version, err, sizeof(err)), 0);
 	json_object_set_new(o, "dma_addr", json_integer(0x1234));
@@ -512,6 +515,25 @@ static void test_state_check_rejects_bad_selector_and_dma_low_half(void **state)
 	json_object_del(o, "cur_offset");
 	assert_int_equal(cls->check(o, cls->state_version, err, sizeof(err)), -EINVAL);
 	json_decref(o);
+	fx_free(f);
+}
+
+static void test_every_selector_a_guest_writes_saves_and_checks(void **state)
+{
+	struct fx *f = fx_new(NULL);
+	const struct device_class *cls = f->dev->cls;
+	char err[256] = "";
+
+	for (uint32_t key = 0; key <= 0xffff; key++) {
+		json_t *o = json_object();
+
+		sel(f, (uint16_t)key);
+		data_byte(f);
+		assert_int_equal(cls->save(f->dev, o), 0);
+		if (cls->check(o, cls->state_version, err, sizeof(err)) < 0)
+			fail_msg("selector %#x: %s", key, err);
+		json_decref(o);
+	}
 	fx_free(f);
 }
 
@@ -570,6 +592,30 @@ static void test_e820_5g_splits_at_3g_and_continues_at_4g(void **state)
 	assert_e820(&tab[0], 0xfeffc000, 0x4000, E820_RESERVED);
 	assert_e820(&tab[1], 0, 3ULL << 30, E820_RAM);
 	assert_e820(&tab[2], 4ULL << 30, 2ULL << 30, E820_RAM);
+}
+
+static void test_pci_windows_cover_seabios_and_ovmf_placement(void **state)
+{
+	struct guest_mem gm;
+	uint64_t b32, b64, e64;
+
+	gm_with(&gm, 256 << 20, 0);
+	fw_cfg_x86_pci_windows(&gm, &b32, &b64, &e64);
+	assert_int_equal(b32, 256 << 20);
+	assert_int_equal(b64, 4ULL << 30);
+	/* OVMF: aperture 32 GiB aligned to 32 GiB, so [32 GiB, 64 GiB). */
+	assert_int_equal(e64, (64ULL << 30) - 1);
+
+	gm_with(&gm, 3ULL << 30, (2ULL << 30) + (4 << 20));
+	fw_cfg_x86_pci_windows(&gm, &b32, &b64, &e64);
+	assert_int_equal(b32, 3ULL << 30);
+	assert_int_equal(b64, 7ULL << 30);
+	assert_int_equal(e64, (64ULL << 30) - 1);
+
+	gm_with(&gm, 3ULL << 30, 61ULL << 30);
+	fw_cfg_x86_pci_windows(&gm, &b32, &b64, &e64);
+	assert_int_equal(b64, 65ULL << 30);
+	assert_int_equal(e64, (128ULL << 30) - 1);	/* OVMF: [96 GiB, 128 GiB) */
 }
 
 static void test_machine_items_like_qemu_pc(void **state)
@@ -869,9 +915,11 @@ int main(void)
 		cmocka_unit_test(test_dma_high_half_is_cleared_after_each_transfer),
 		cmocka_unit_test(test_state_round_trip_keeps_selector_and_offset),
 		cmocka_unit_test(test_state_check_rejects_bad_selector_and_dma_low_half),
+		cmocka_unit_test(test_every_selector_a_guest_writes_saves_and_checks),
 		cmocka_unit_test(test_reset_selects_signature_and_clears_dma_latch),
 		cmocka_unit_test(test_e820_256m_is_qemu_layout),
 		cmocka_unit_test(test_e820_5g_splits_at_3g_and_continues_at_4g),
+		cmocka_unit_test(test_pci_windows_cover_seabios_and_ovmf_placement),
 		cmocka_unit_test(test_machine_items_like_qemu_pc),
 		cmocka_unit_test(test_kernel_items_for_bzimage_like_qemu),
 		cmocka_unit_test(test_kernel_initrd_respects_initrd_addr_max),
