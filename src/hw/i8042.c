@@ -6,9 +6,12 @@
  * line. References: IBM PS/2 Technical Reference (keyboard controller), and
  * the command set Linux's drivers/input/serio/i8042.h uses.
  *
- * Bytes the guest sends to a device (keyboard via 0x60, mouse via 0xD4) are
- * answered as a controller with nothing plugged in answers: 0xFE with the
- * time-out status bit, so atkbd/psmouse give up at once instead of waiting.
+ * A keyboard with no keys pressed is attached: it answers the AT keyboard
+ * commands firmware and Linux send (reset, identify, LEDs, scan code set,
+ * typematic, enable) as a real one does (IBM PS/2 Keyboard and Auxiliary
+ * Device Controller reference), because OVMF's PS/2 driver waits about a
+ * second for every command nobody answers. No mouse: bytes sent via 0xD4 are
+ * answered 0xFE with the time-out status bit, so psmouse gives up at once.
  *
  * Port 0x61 (system control port B) belongs to KVM's in-kernel PIT and
  * 0x402 to the firmware debug console: not registered here.
@@ -84,6 +87,8 @@ struct i8042_regs {
 	uint8_t queue[I8042_QUEUE];	/* output bytes, oldest first */
 	uint8_t queue_aux[I8042_QUEUE];	/* 1: byte is mouse data */
 	uint8_t qlen;
+	uint8_t kbd_arg_cmd;		/* keyboard command waiting for its argument (v2) */
+	uint8_t kbd_scanset;		/* 1-3 (v2) */
 };
 
 static const struct state_field i8042_fields[] = {
@@ -94,6 +99,10 @@ static const struct state_field i8042_fields[] = {
 	STATE_BYTES(struct i8042_regs, queue),
 	STATE_BYTES(struct i8042_regs, queue_aux),
 	STATE_U8_MAX(struct i8042_regs, qlen, I8042_QUEUE),
+	{ .name = "kbd_arg_cmd", .type = ST_U8, .offset = offsetof(struct i8042_regs, kbd_arg_cmd),
+	  .count = 1, .since = 2 },
+	{ .name = "kbd_scanset", .type = ST_U8, .offset = offsetof(struct i8042_regs, kbd_scanset),
+	  .count = 1, .max = 3, .since = 2 },
 	STATE_END,
 };
 
@@ -248,6 +257,55 @@ static void i8042_write_command(struct i8042 *k, uint8_t cmd)
 	}
 }
 
+/* AT keyboard responses */
+#define KBD_ACK		0xfa
+#define KBD_BAT_OK	0xaa
+#define KBD_ECHO	0xee
+
+/* A command byte for the keyboard (or the argument of its previous one). */
+static void i8042_kbd_command(struct i8042 *k, uint8_t val)
+{
+	uint8_t arg_of = k->r.kbd_arg_cmd;
+
+	k->r.kbd_arg_cmd = 0;
+	if (arg_of) {
+		i8042_queue(k, KBD_ACK, false);
+		if (arg_of == 0xf0 && val == 0)		/* get scan code set */
+			i8042_queue(k, k->r.kbd_scanset ? k->r.kbd_scanset : 2, false);
+		else if (arg_of == 0xf0 && val >= 1 && val <= 3)
+			k->r.kbd_scanset = val;
+		return;
+	}
+	switch (val) {
+	case 0xff:				/* reset: ACK, then self-test passed */
+		k->r.kbd_scanset = 2;
+		i8042_queue(k, KBD_ACK, false);
+		i8042_queue(k, KBD_BAT_OK, false);
+		break;
+	case 0xf2:				/* identify: MF2 keyboard */
+		i8042_queue(k, KBD_ACK, false);
+		i8042_queue(k, 0xab, false);
+		i8042_queue(k, (k->r.ram[0] & CTR_XLATE) ? 0x41 : 0x83, false);
+		break;
+	case 0xed:				/* set LEDs */
+	case 0xf0:				/* scan code set */
+	case 0xf3:				/* typematic rate */
+		k->r.kbd_arg_cmd = val;
+		i8042_queue(k, KBD_ACK, false);
+		break;
+	case 0xee:
+		i8042_queue(k, KBD_ECHO, false);
+		break;
+	case 0xf4: case 0xf5: case 0xf6:	/* enable, disable, defaults */
+	case 0xf7: case 0xf8: case 0xf9: case 0xfa: case 0xfb: case 0xfc: case 0xfd:
+		i8042_queue(k, KBD_ACK, false);
+		break;
+	default:
+		i8042_queue(k, I8042_RESP_RESEND, false);
+		break;
+	}
+}
+
 static void i8042_write_data(struct i8042 *k, uint8_t val)
 {
 	uint8_t cmd = k->r.pending_cmd;
@@ -280,9 +338,9 @@ static void i8042_write_data(struct i8042 *k, uint8_t val)
 		i8042_queue(k, I8042_RESP_RESEND, true);
 		break;
 	default:
-		/* A byte for the keyboard, and there is none. */
-		k->r.status |= STR_TIMEOUT;
-		i8042_queue(k, I8042_RESP_RESEND, false);
+		/* A byte for the keyboard. */
+		k->r.status &= ~STR_TIMEOUT;
+		i8042_kbd_command(k, val);
 		break;
 	}
 }
@@ -460,7 +518,7 @@ static int i8042_load(struct device *dev, const json_t *obj, uint32_t version)
 
 static const struct device_class i8042_class = {
 	.name = "i8042",
-	.state_version = 1,
+	.state_version = 2,
 	.realize = i8042_realize,
 	.unrealize = i8042_unrealize,
 	.reset = i8042_reset,

@@ -141,6 +141,14 @@ static void pci_host_init_bridges(struct pci_host *h)
 	d->wmask[PCI_INTERRUPT_LINE] = 0;
 	memset(d->wmask + 0x40, 0xff, PCI_CFG_SPACE_SIZE - 0x40);
 	d->cfg[I440FX_SMRAM] = 0x02;		/* C_BASE_SEG = 010b: SMRAM at 0xa0000 */
+	/*
+	 * QEMU's subsystem IDs (Red Hat 1af4:1100): SeaBIOS's qemu_detect()
+	 * reads them from 00:00.0 to know it runs on a QEMU-like platform.
+	 */
+	d->cfg[PCI_SUBSYSTEM_VENDOR_ID] = 0xf4;
+	d->cfg[PCI_SUBSYSTEM_VENDOR_ID + 1] = 0x1a;
+	d->cfg[PCI_SUBSYSTEM_ID] = 0x00;
+	d->cfg[PCI_SUBSYSTEM_ID + 1] = 0x11;
 
 	d = &h->isa;
 	pci_dev_init(d, "piix3", 0x8086, 0x7000, 0x060100, 0x00);

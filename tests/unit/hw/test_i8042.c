@@ -164,18 +164,47 @@ static void test_i8042_linux_probe_sequence(void **state)
 	hw_env_free(e);
 }
 
-static void test_i8042_keyboard_write_times_out(void **state)
+static void test_i8042_keyboard_answers_reset_identify_and_leds(void **state)
 {
 	struct hw_env *e = i8042_env(NULL);
 
-	/* atkbd's GETID: nobody answers, the controller reports a time-out. */
+	/* atkbd's GETID with translation on: an MF2 keyboard, ID ab 41 */
+	cmd(e, 0x60);
+	put(e, 0x47);			/* KBDINT | SYS | XLATE */
 	put(e, 0xf2);
-	assert_int_equal(st(e) & 0x61, 0x41);		/* OBF + TIMEOUT, kbd data */
+	assert_int_equal(st(e) & 0x61, 0x01);		/* OBF, no time-out */
 	assert_int_equal(e->t->irq.level[1], 1);
-	assert_int_equal(data(e), 0xfe);
+	assert_int_equal(data(e), 0xfa);
+	assert_int_equal(data(e), 0xab);
+	assert_int_equal(data(e), 0x41);
 	assert_int_equal(st(e) & 0x41, 0);
 	assert_int_equal(e->t->irq.level[1], 0);
-	/* Same for the mouse via 0xd4. */
+	/* reset: ACK then self-test passed */
+	put(e, 0xff);
+	assert_int_equal(data(e), 0xfa);
+	assert_int_equal(data(e), 0xaa);
+	/* set LEDs takes an argument: two ACKs */
+	put(e, 0xed);
+	assert_int_equal(data(e), 0xfa);
+	put(e, 0x07);
+	assert_int_equal(data(e), 0xfa);
+	/* scan code set 0 asks for the current one */
+	put(e, 0xf0);
+	assert_int_equal(data(e), 0xfa);
+	put(e, 0x00);
+	assert_int_equal(data(e), 0xfa);
+	assert_int_equal(data(e), 0x02);
+	/* an unknown command is answered "resend" */
+	put(e, 0x42);
+	assert_int_equal(data(e), 0xfe);
+	hw_env_free(e);
+}
+
+static void test_i8042_mouse_write_times_out(void **state)
+{
+	struct hw_env *e = i8042_env(NULL);
+
+	/* No mouse via 0xd4. */
 	cmd(e, 0xd4);
 	put(e, 0xff);
 	assert_int_equal(st(e) & 0x61, 0x61);
@@ -281,7 +310,8 @@ int main(void)
 		cmocka_unit_test(test_i8042_output_port_write_can_reset),
 		cmocka_unit_test(test_i8042_command_byte_read_write),
 		cmocka_unit_test(test_i8042_linux_probe_sequence),
-		cmocka_unit_test(test_i8042_keyboard_write_times_out),
+		cmocka_unit_test(test_i8042_keyboard_answers_reset_identify_and_leds),
+		cmocka_unit_test(test_i8042_mouse_write_times_out),
 		cmocka_unit_test(test_i8042_output_queue_overflow_is_bounded),
 		cmocka_unit_test(test_i8042_does_not_claim_ports_0x61_or_0x402),
 		cmocka_unit_test(test_i8042_unknown_command_ignored),

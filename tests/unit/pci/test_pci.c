@@ -145,6 +145,8 @@ static void test_config_mechanism1_reads_440fx_and_piix3_ids(void **state)
 	assert_int_equal(cfg_rd(f->t, 0, PCI_DEVFN(0, 0), 0x08, 4) >> 8, 0x060000);
 	assert_int_equal(cfg_rd(f->t, 0, PCI_DEVFN(1, 0), 0, 4), 0x70008086);
 	assert_int_equal(cfg_rd(f->t, 0, PCI_DEVFN(1, 0), 0x08, 4) >> 8, 0x060100);
+	/* QEMU's subsystem IDs on the host bridge: SeaBIOS's qemu_detect() needs them. */
+	assert_int_equal(cfg_rd(f->t, 0, PCI_DEVFN(0, 0), 0x2c, 4), 0x11001af4);
 	/* Word and byte reads at the data port's inner offsets. */
 	assert_int_equal(cfg_rd(f->t, 0, PCI_DEVFN(0, 0), 2, 2), 0x1237);
 	assert_int_equal(cfg_rd(f->t, 0, PCI_DEVFN(0, 0), 3, 1), 0x12);
