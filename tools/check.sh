@@ -55,6 +55,41 @@ else
   echo "unit tests not run: the build failed"
 fi
 
+# ---- clang and sanitizers ---------------------------------------------------------------------
+# The quality bar: warnings-clean on clang too, and the unit tests pass under ASan+UBSan.
+# Each is one more counted result; AMBER_CHECK_QUICK=1 leaves them out (local iteration).
+if [ "${AMBER_CHECK_QUICK:-0}" != 1 ]; then
+  section "clang build (-Werror)"
+  if command -v clang >/dev/null; then
+    if { [ -f "$BUILD-clang/build.ninja" ] || CC=clang meson setup "$BUILD-clang" -Dwerror=true >/dev/null; } &&
+       ninja -C "$BUILD-clang" >"$BUILD-clang.log" 2>&1; then
+      echo "PASS clang build"; passed=$((passed + 1))
+    else
+      echo "FAIL clang build (log $BUILD-clang.log)"; tail -n 20 "$BUILD-clang.log"; failed=$((failed + 1))
+    fi
+  else
+    echo "SKIP clang build: clang not installed"; skipped=$((skipped + 1))
+  fi
+
+  section "unit tests under ASan+UBSan"
+  ASAN=$BUILD-asan
+  if { [ -f "$ASAN/build.ninja" ] ||
+       meson setup "$ASAN" -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true >/dev/null; } &&
+     ninja -C "$ASAN" >"$ASAN.log" 2>&1; then
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ASAN_OPTIONS=detect_leaks=1 \
+      meson test -C "$ASAN" --suite unit --print-errorlogs 2>&1 | tee "$ASAN/unit-results.txt" | tail -n 12
+    anum() { sed -n "s/^$1: *\([0-9][0-9]*\) *\$/\1/p" "$ASAN/unit-results.txt" | tail -n1; }
+    aok=$(anum 'Ok'); af=$(anum 'Fail'); ato=$(anum 'Timeout'); ask=$(anum 'Skipped')
+    if [ -n "$aok" ] && [ "${af:-0}" = 0 ] && [ "${ato:-0}" = 0 ]; then
+      echo "PASS unit tests under ASan+UBSan ($aok programs, ${ask:-0} skipped)"; passed=$((passed + 1))
+    else
+      echo "FAIL unit tests under ASan+UBSan (${af:-?} failed, ${ato:-0} timed out)"; failed=$((failed + 1))
+    fi
+  else
+    echo "FAIL ASan build (log $ASAN.log)"; tail -n 20 "$ASAN.log"; failed=$((failed + 1))
+  fi
+fi
+
 # ---- guest tests ---------------------------------------------------------------------------
 section "guest tests"
 GUEST_TESTS=()
@@ -77,7 +112,7 @@ elif [ -z "$nested_missing" ]; then
   how="in the nested test machine (no usable KVM here: $why_no_kvm)"
   echo "running guest tests $how"
   "$REPO/tests/kvmbox/run" --kit "$BUILD/guest-kit" --share "$BUILD" \
-    --timeout "${AMBER_KVMBOX_TIMEOUT:-900}" --log "$BUILD/kvmbox/serial-check.log" \
+    --timeout "${AMBER_KVMBOX_TIMEOUT:-1500}" --log "$BUILD/kvmbox/serial-check.log" \
     -- "$REPO/tests/guest/run-all" "$BUILD" 2>&1 | tee "$results"
 else
   reason="$why_no_kvm; no nested test machine either (missing:$nested_missing)"
