@@ -19,7 +19,7 @@ static const char usage_main[] =
 static const char usage_run[] =
 	"usage: amber run --kernel PATH [--initrd PATH] [--cmdline STR] [--cpus N]\n"
 	"                 [--memory SIZE] [--serial stdio|file:PATH|none] [--control PATH]\n"
-	"                 [--name NAME] [--on-reboot exit|restart] [--disk nvme:PATH[,ro][,serial=S][,ctrl=NAME]]\n"
+	"                 [--name NAME] [--on-reboot exit|restart] [--disk nvme:PATH[,ro][,serial=S][,ctrl=NAME][,direct]]\n"
 	"                 [--firmware PATH] [--debugcon file:PATH|stdio] [--fw-cfg name=opt/NAME,file=PATH]\n"
 	"                 [--gdb tcp:HOST:PORT|unix:PATH] [--gdb-wait]\n"
 	"       amber run --restore DIR [--clock freeze|advance] [--restore-mode lazy|copy]\n"
@@ -32,6 +32,9 @@ static const char usage_run[] =
 	"  --serial SPEC     where COM1 goes (default stdio; on a terminal, Ctrl-A x quits)\n"
 	"  --control PATH    QMP control socket (amber ctl PATH ..., or any QMP client)\n"
 	"  --on-reboot WHAT  exit (default) or restart when the guest reboots\n"
+	"  --disk nvme:PATH  NVMe namespace on a raw image or block device: ro, serial=S,\n"
+	"                    ctrl=NAME (disks of one controller are its namespaces 1..N),\n"
+	"                    direct (O_DIRECT: the host page cache is bypassed)\n"
 	"\n"
 	"exit status: 0 guest powered off (or rebooted) or quit; 2 bad command line;\n"
 	"3 the VM could not be created; 4 the guest crashed (triple fault);\n"

@@ -16,6 +16,8 @@ PKGS=(
   linux-headers-cloud-amd64 time
   # firmware
   ovmf seabios
+  # bootable disk images for the firmware disk-boot tests (tools/guest-kit/mkdisk.sh)
+  mtools dosfstools fdisk syslinux syslinux-common systemd-boot-efi binutils
 )
 
 missing=()

@@ -47,11 +47,17 @@ struct block_req {
 	int result;
 	uint64_t done_bytes;		/* progress of a short transfer */
 	struct block_req *next;
+	/* O_DIRECT with buffers it cannot take: an aligned copy replaces iov */
+	void *bounce;
+	struct iovec bounce_iov;
+	struct iovec *orig_iov;
+	int orig_iovcnt;
 };
 
 /* block_open flags */
 #define BLOCK_RDONLY  0x1
-#define BLOCK_DIRECT  0x2	/* O_DIRECT: caller's buffers must be 512-aligned */
+#define BLOCK_DIRECT  0x2	/* O_DIRECT; buffers that are not aligned as the host
+				 * needs go through an aligned copy (slower) */
 
 /*
  * Open path. loop may be NULL (completions then come from block_poll).

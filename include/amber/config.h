@@ -22,6 +22,7 @@ struct disk_config {
 	bool readonly;
 	char *serial;
 	char *ctrl;		/* controller name, default "nvme0" */
+	bool direct;		/* O_DIRECT: bypass the host page cache */
 };
 
 struct fwcfg_file_config {

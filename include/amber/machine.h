@@ -6,6 +6,8 @@
 #ifndef AMBER_MACHINE_H
 #define AMBER_MACHINE_H
 
+#include <stdbool.h>
+
 #include "amber/bus.h"
 #include "amber/irq.h"
 #include "amber/mem.h"
@@ -14,6 +16,7 @@ struct evloop;
 struct pci_bus;
 struct device;
 struct vm;
+struct kvm_irqfd_state;
 
 /*
  * Fixed platform resources, QEMU-pc-like, so firmware and guests find
@@ -55,6 +58,22 @@ struct machine {
 	int last_event;			/* -1 none, else enum machine_event */
 	void (*powerbutton)(void *opaque);
 	void *powerbutton_opaque;
+	/*
+	 * Optional (NULL in unit tests and without KVM support): from now on a
+	 * guest write of len bytes to MMIO address addr, whatever its value,
+	 * signals eventfd fd inside KVM instead of reaching the mmio bus
+	 * (KVM_IOEVENTFD); assign false undoes it. Writes of another length
+	 * still reach the bus. 0 or -errno. See amber/kvm_irqfd.h.
+	 */
+	int (*ioeventfd)(struct machine *m, uint64_t addr, unsigned len, int fd, bool assign);
+	/*
+	 * Optional (NULL in unit tests): with assign, a write to eventfd fd sends
+	 * the MSI (addr, data) inside KVM (irqfd); binding a bound fd again
+	 * changes its message; !assign unbinds it. 0 or -errno (the device keeps
+	 * using irq_send_msi then).
+	 */
+	int (*msi_irqfd)(struct machine *m, int fd, uint64_t addr, uint32_t data, bool assign);
+	struct kvm_irqfd_state *irqfd;	/* state of the hooks (kvm_irqfd.c) */
 };
 
 /* Request a guest-initiated power event (ACPI S5, reset via 0xcf9/i8042). */

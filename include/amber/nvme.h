@@ -9,7 +9,14 @@
  *
  * Device options: path=IMG (namespace 1), ro (namespace 1 read-only),
  * serial=S (controller serial number, at most 20 characters; default
- * "AMBER-<id>"), direct (open every namespace with O_DIRECT).
+ * "AMBER-<id>"), direct (open namespace 1, and those added with
+ * nvme_add_namespace, with O_DIRECT).
+ *
+ * With KVM the controller takes doorbell writes through ioeventfd (I/O
+ * queues, while the host uses shadow doorbells) and sends MSI-X through
+ * irqfd. For measurements and debugging, the environment variable
+ * AMBER_NVME_EVENTFD=0|ioeventfd|irqfd|both (default both) chooses which;
+ * what is left out uses MMIO exits and KVM_SIGNAL_MSI.
  */
 #ifndef AMBER_NVME_H
 #define AMBER_NVME_H
@@ -25,5 +32,8 @@ struct device;
  * file in err. 0 or -errno.
  */
 int nvme_add_namespace(struct device *dev, const char *path, bool ro, char *err, size_t errlen);
+/* The same, choosing O_DIRECT for this namespace (direct) or not. */
+int nvme_add_namespace_opts(struct device *dev, const char *path, bool ro, bool direct,
+			    char *err, size_t errlen);
 
 #endif

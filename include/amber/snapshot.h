@@ -80,6 +80,21 @@ int memimg_from_json(const json_t *obj, const char *path, struct memimg *mi,
 int memimg_check_file(int fd, const struct memimg *mi, char *err, size_t errlen);
 /* Read the whole file and compare every chunk digest; names the first bad chunk. */
 int memimg_verify(int fd, const struct memimg *mi, char *err, size_t errlen);
+/*
+ * Background verification, for lazy restore (the guest runs on pages mapped
+ * from memory.bin while every chunk digest is checked): a thread (nice 10)
+ * reads memory.bin (fd, mi stay valid until memimg_verify_stop) and calls
+ * done(opaque) on that thread when it is finished, whatever the outcome;
+ * memimg_verify_result then gives memimg_verify's return value and message
+ * and the time it took. memimg_verify_stop cancels an unfinished check
+ * (done is then never called), waits for the thread and frees v.
+ */
+struct memimg_verifier;
+int memimg_verify_start(int fd, const struct memimg *mi, void (*done)(void *opaque),
+			void *opaque, struct memimg_verifier **out);
+int memimg_verify_result(const struct memimg_verifier *v, char *msg, size_t len,
+			 uint64_t *elapsed_ns);
+void memimg_verify_stop(struct memimg_verifier *v);
 /* The VM's RAM slots must be the image's (same gpa and size, in order). */
 int memimg_check_guest(const struct memimg *mi, const struct guest_mem *gm,
 		       char *err, size_t errlen);
@@ -140,6 +155,24 @@ json_t *snap_doc_new(const struct snap_host *h);
  */
 int snap_write(const char *dir, json_t *doc, const struct guest_mem *gm, unsigned flags,
 	       char *err, size_t errlen);
+/*
+ * snap_write in two steps, so a VM can run again as soon as its RAM has been
+ * copied out: snap_write_begin writes memory.bin into DIR.tmp-XXXXXX (the
+ * page cache holds it; guest RAM is not read after it returns) and encodes
+ * vm.json; snap_write_commit fsyncs memory.bin, writes and fsyncs vm.json
+ * and the directory, renames it into place (as snap_write) and frees p
+ * whatever happens; snap_write_abort removes the temporary directory
+ * instead. Both free p. Before mkdtemp, begin removes temporary directories
+ * of DIR left by dead writers (each writer flock()s its own while it runs).
+ */
+struct snap_pending;
+int snap_write_begin(const char *dir, json_t *doc, const struct guest_mem *gm, unsigned flags,
+		     struct snap_pending **out, char *err, size_t errlen);
+int snap_write_commit(struct snap_pending *p, char *err, size_t errlen);
+void snap_write_abort(struct snap_pending *p);
+/* RAM size and bytes memory.bin occupies (st_blocks) of a begun write. */
+void snap_pending_sizes(const struct snap_pending *p, uint64_t *ram_bytes,
+			uint64_t *stored_bytes);
 
 /* Disk identity recorded in "disks[i].identity": dev, ino, size, mtime and
  * the XXH3-64 of the first and last MiB. NULL on error (errno set). */
@@ -153,6 +186,7 @@ struct snap_doc {
 	int mem_fd;			/* memory.bin, O_RDONLY */
 	uint32_t format_version;
 	int ncpus;
+	struct memimg_verifier *verifier;	/* lazy restore's digest check, or NULL */
 };
 
 /*

@@ -20,6 +20,7 @@
 
 struct control;
 struct chardev;
+struct snap_doc;
 struct vm;
 
 /* Exit codes of `amber run` */
@@ -43,6 +44,8 @@ struct vcpu {
 	bool parked;
 	/* debug (gdb): set by the stub while the vCPU is parked */
 	void *debug;
+	/* guarded by vm->pause_lock: gdb holds this vCPU parked (amber/gdb.h) */
+	bool gdb_hold;
 };
 
 struct vm {
@@ -72,13 +75,23 @@ struct vm {
 
 	/* KVM_EXIT_DEBUG handler (the gdb stub); true if handled. */
 	bool (*debug_exit)(struct vm *vm, struct vcpu *v);
-	void *gdb;
+	/* On the vCPU thread before each KVM_RUN (gdb: KVM_SET_GUEST_DEBUG). */
+	void (*debug_prepare)(struct vm *vm, struct vcpu *v);
+	void *gdb;			/* struct vm_gdb (src/core/vm_gdb.c) */
+	/* Checkpoint refused while this says so (gdb breakpoints in RAM). */
+	int (*checkpoint_veto)(struct vm *vm, char *err, size_t errlen);
+	struct snap_doc *restore_doc;	/* --restore: the opened checkpoint */
 	uint64_t entry_rip;		/* where the boot vCPU started (for gdb tests) */
 	uint64_t first_run_ns;		/* CLOCK_MONOTONIC of the first KVM_RUN */
 };
 
-/* Create the VM from cfg (or from a checkpoint when cfg->restore). */
-int vm_create(struct vm **out, struct vm_config *cfg, char *err, size_t errlen);
+/*
+ * Create the VM from cfg, or restore it from an opened checkpoint (restore;
+ * cfg then was filled by checkpoint_open). The caller keeps restore open
+ * until vm_destroy (lazy restore maps its memory.bin).
+ */
+int vm_create(struct vm **out, struct vm_config *cfg, struct snap_doc *restore, char *err,
+	      size_t errlen);
 /* Start vCPUs and run until the guest powers off or quit; returns exit code. */
 int vm_run(struct vm *vm);
 void vm_destroy(struct vm *vm);
@@ -86,6 +99,17 @@ void vm_destroy(struct vm *vm);
 /* Park every vCPU (nestable); returns when all are parked. */
 void vm_pause(struct vm *vm);
 void vm_unpause(struct vm *vm);
+/*
+ * gdb's hold (include/amber/gdb.h): a held vCPU stays parked as during
+ * vm_pause(); holds and pause_depth compose, so a checkpoint's
+ * vm_pause()/vm_unpause() while gdb holds the VM leaves it held, and a gdb
+ * resume during vm_pause() runs nothing until vm_unpause().
+ * vm_hold_vcpus: hold every vCPU and kick it; with wait, return once all
+ * are parked (never with wait from a vCPU thread).
+ * vm_release_vcpus: drop the hold of each vCPU i with release[i].
+ */
+void vm_hold_vcpus(struct vm *vm, bool wait);
+void vm_release_vcpus(struct vm *vm, const bool *release);
 /* User-visible stop/cont (QMP), emit STOP/RESUME events. */
 int vm_stop(struct vm *vm);
 int vm_cont(struct vm *vm);

@@ -13,5 +13,10 @@ void vm_stats_other(void);
 void vm_stats_print(void);
 /* CLOCK_MONOTONIC of the boot vCPU's first KVM_RUN. */
 void vm_stats_first_run(uint64_t mono_ns);
+/*
+ * End of a start-up phase (a string literal, e.g. "kernel loaded"): with
+ * AMBER_STATS=1 the start-up time is printed split into these phases.
+ */
+void vm_stats_mark(const char *phase);
 
 #endif

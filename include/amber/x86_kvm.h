@@ -37,6 +37,10 @@ int kvm_map_rom(int kvm_fd, int vm_fd, uint32_t slot, uint64_t gpa, void *host, 
  */
 struct kvm_cpuid2 *cpuid_build(int kvm_fd, int ncpus, char *err, size_t errlen);
 struct kvm_cpuid2 *cpuid_for_vcpu(const struct kvm_cpuid2 *base, int vcpu_id, int ncpus);
+/* KVM abilities cpuid_filter needs besides KVM_GET_SUPPORTED_CPUID (KVM_CHECK_EXTENSION). */
+#define CPUID_KVM_TSC_DEADLINE (1u << 0)	/* KVM_CAP_TSC_DEADLINE_TIMER */
+/* cpuid_build's work on a KVM_GET_SUPPORTED_CPUID result, in place (testable without KVM). */
+void cpuid_filter(struct kvm_cpuid2 *c, int ncpus, unsigned kvm_caps);
 /* Host CPU vendor/family/model/stepping from the CPUID instruction. */
 void cpuid_host_info(char vendor[13], unsigned *family, unsigned *model, unsigned *stepping);
 

@@ -35,6 +35,7 @@ struct block_dev {
 	int fd;
 	uint64_t size;
 	bool ro;
+	unsigned dio_align;		/* O_DIRECT: buffer/length alignment; 0 = buffered */
 	struct evloop *loop;
 	int efd;			/* completion eventfd, -1 without a loop */
 
@@ -255,10 +256,65 @@ static void block_signal(struct block_dev *b)
 		log_error("block", "%s: eventfd write: %s", b->path, strerror(errno));
 }
 
+/* ---- O_DIRECT with unaligned buffers ------------------------------------ */
+
+static bool block_iov_aligned(const struct block_dev *b, const struct block_req *req)
+{
+	uintptr_t mask = b->dio_align - 1, bits = 0;
+
+	for (int i = 0; i < req->iovcnt; i++)
+		bits |= (uintptr_t)req->iov[i].iov_base | req->iov[i].iov_len;
+	return !(bits & mask);
+}
+
+/*
+ * O_DIRECT refuses (EINVAL) buffers and lengths that are not aligned to the
+ * device's direct I/O alignment, but an NVMe PRP1 may point at any dword:
+ * such a request moves through one aligned buffer instead (like QEMU's
+ * bounce buffers). Only unusual guests pay for it; Linux's own I/O is
+ * page aligned.
+ */
+static int block_bounce_begin(struct block_dev *b, struct block_req *req)
+{
+	uint8_t *p;
+
+	if (posix_memalign(&req->bounce, b->dio_align, req->len ? req->len : b->dio_align))
+		return -ENOMEM;
+	req->orig_iov = req->iov;
+	req->orig_iovcnt = req->iovcnt;
+	p = req->bounce;
+	if (req->op == BLOCK_OP_WRITE)
+		for (int i = 0; i < req->iovcnt; i++) {
+			memcpy(p, req->iov[i].iov_base, req->iov[i].iov_len);
+			p += req->iov[i].iov_len;
+		}
+	req->bounce_iov = (struct iovec){ req->bounce, req->len };
+	req->iov = &req->bounce_iov;
+	req->iovcnt = 1;
+	return 0;
+}
+
+/* Before the callback: reads copy out, and the caller's iovecs come back. */
+static void block_bounce_end(struct block_req *req, int res)
+{
+	const uint8_t *p = req->bounce;
+
+	if (req->op == BLOCK_OP_READ && res == 0)
+		for (int i = 0; i < req->orig_iovcnt; i++) {
+			memcpy(req->orig_iov[i].iov_base, p, req->orig_iov[i].iov_len);
+			p += req->orig_iov[i].iov_len;
+		}
+	free(req->bounce);
+	req->bounce = NULL;
+	req->iov = req->orig_iov;
+	req->iovcnt = req->orig_iovcnt;
+}
+
 int block_submit(struct block_dev *b, struct block_req *req)
 {
 	int ret;
 
+	req->bounce = NULL;
 	if (req->op == BLOCK_OP_READ || req->op == BLOCK_OP_WRITE) {
 		if (req->iovcnt < 0 || (req->iovcnt && !req->iov))
 			return -EINVAL;
@@ -271,6 +327,9 @@ int block_submit(struct block_dev *b, struct block_req *req)
 		return -EINVAL;
 	if (b->ro && req->op != BLOCK_OP_READ && req->op != BLOCK_OP_FLUSH)
 		return -EROFS;
+	if (b->dio_align && (req->op == BLOCK_OP_READ || req->op == BLOCK_OP_WRITE) &&
+	    !block_iov_aligned(b, req) && (ret = block_bounce_begin(b, req)) < 0)
+		return ret;
 	req->result = 0;
 	req->done_bytes = 0;
 
@@ -373,6 +432,8 @@ int block_poll(struct block_dev *b, bool wait)
 		head = req->next;
 		if (b->have_ring)
 			res = block_finish(b, req, res);
+		if (req->bounce)
+			block_bounce_end(req, res);
 		req->result = res;
 		req->done(req, res);
 		n++;
@@ -461,6 +522,35 @@ static int block_get_size(struct block_dev *b, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * O_DIRECT alignment of buffers and lengths: the logical block size of a
+ * block device, what statx reports for a file, at least 512.
+ */
+static unsigned block_dio_align(struct block_dev *b)
+{
+	unsigned align = 512;
+	struct stat st;
+	int ssz;
+
+	if (fstat(b->fd, &st) == 0 && S_ISBLK(st.st_mode)) {
+		if (ioctl(b->fd, BLKSSZGET, &ssz) == 0 && ssz > 0 && (unsigned)ssz > align)
+			align = (unsigned)ssz;
+	} else {
+#ifdef STATX_DIOALIGN
+		struct statx sx;
+
+		if (statx(b->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
+		    (sx.stx_mask & STATX_DIOALIGN)) {
+			if (sx.stx_dio_mem_align > align)
+				align = sx.stx_dio_mem_align;
+			if (sx.stx_dio_offset_align > align)
+				align = sx.stx_dio_offset_align;
+		}
+#endif
+	}
+	return align;
+}
+
 int block_open(struct block_dev **out, const char *path, unsigned flags, unsigned block_size,
 	       struct evloop *loop, char *err, size_t errlen)
 {
@@ -492,6 +582,8 @@ int block_open(struct block_dev **out, const char *path, unsigned flags, unsigne
 	ret = block_get_size(b, err, errlen);
 	if (ret < 0)
 		goto fail;
+	if (flags & BLOCK_DIRECT)
+		b->dio_align = block_dio_align(b);
 	if (b->size == 0 || (block_size && b->size % block_size)) {
 		snprintf(err, errlen, "%s: size %" PRIu64 " bytes is not a positive multiple of "
 			 "the %u-byte block size", path, b->size, block_size);

@@ -53,6 +53,7 @@ int cli_run_main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
+	vm_stats_mark("options checked");
 	if (cfg.control && control_check_path(cfg.control, err, sizeof(err)) < 0) {
 		fprintf(stderr, "amber run: --control %s: %s\n", cfg.control,
 			err[0] ? err : "in use by a running process");

@@ -28,6 +28,7 @@
 #include "amber/config.h"
 #include "amber/control.h"
 #include "amber/device.h"
+#include "amber/evloop.h"
 #include "amber/log.h"
 #include "amber/snapjson.h"
 #include "amber/snapshot.h"
@@ -158,14 +159,40 @@ static int checkpoint_build(struct vm *vm, json_t *doc, char *err, size_t errlen
 	return 0;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* What became of the VM after a failed checkpoint, for the message. */
+static void append_vm_fate(struct vm *vm, enum checkpoint_then then, char *err, size_t errlen)
+{
+	size_t n = strlen(err);
+	const char *fate = vm->state == VM_PAUSED ?
+		(then == CKPT_THEN_STOP ? "the VM is stopped, as asked" : "the VM stays stopped") :
+		(then == CKPT_THEN_QUIT ? "the VM keeps running (not quit)" :
+		 "the VM keeps running");
+
+	if (n + 4 < errlen)
+		snprintf(err + n, errlen - n, " (%s)", fate);
+}
+
 int vm_checkpoint(struct vm *vm, const char *dir, bool force, enum checkpoint_then then,
-		  char *err, size_t errlen)
+		  struct checkpoint_stats *stats, char *err, size_t errlen)
 {
 	struct snap_host host;
+	struct snap_pending *pending = NULL;
 	struct device *d, *failed = NULL;
 	json_t *doc = NULL;
+	uint64_t t0 = mono_ns(), tp, tm = 0, tr = 0, ram_bytes = 0, stored_bytes = 0;
+	bool early = false;
 	int ret = 0, tsc_khz;
 
+	if (stats)
+		memset(stats, 0, sizeof(*stats));
 	for (d = vm->machine.devices; d; d = d->next) {
 		if (!d->cls->save) {
 			snprintf(err, errlen, "device %s (%s) cannot be checkpointed", d->id, d->cls->name);
@@ -176,12 +203,13 @@ int vm_checkpoint(struct vm *vm, const char *dir, bool force, enum checkpoint_th
 		return ret;
 
 	vm_pause(vm);
+	tp = mono_ns();
 	for (d = vm->machine.devices; d; d = d->next) {
 		if (d->cls->quiesce && (ret = d->cls->quiesce(d)) < 0) {
 			snprintf(err, errlen, "device %s (%s): could not finish its I/O: %s",
 				 d->id, d->cls->name, strerror(-ret));
 			failed = d;
-			goto out_resume;
+			goto release;
 		}
 	}
 	snap_host_probe(&host);
@@ -190,27 +218,75 @@ int vm_checkpoint(struct vm *vm, const char *dir, bool force, enum checkpoint_th
 	doc = snap_doc_new(&host);
 	if (!doc) {
 		ret = -ENOMEM;
-		goto out_resume;
+		goto release;
 	}
 	ret = checkpoint_build(vm, doc, err, errlen);
-	if (ret == 0)
-		ret = snap_write(dir, doc, &vm->machine.mem, force ? SNAP_FORCE : 0, err, errlen);
-out_resume:
-	devices_resume(vm, failed);
-	json_decref(doc);
-	if (ret == 0 && then == CKPT_THEN_QUIT) {
-		vm_unpause(vm);
-		vm_request_exit(vm, EXIT_GUEST_POWEROFF);
-	} else if (ret == 0 && then == CKPT_THEN_STOP && vm->state == VM_RUNNING) {
-		/* Keep the pause taken above as the user's stop. */
-		vm->state = VM_PAUSED;
-		if (vm->control)
-			control_emit_event(vm->control, "STOP", NULL);
-	} else {
-		vm_unpause(vm);
+	if (ret == 0) {
+		uint64_t tb = mono_ns();
+
+		ret = snap_write_begin(dir, doc, &vm->machine.mem, force ? SNAP_FORCE : 0, &pending,
+				       err, errlen);
+		tm = mono_ns() - tb;
+		if (ret == 0)
+			snap_pending_sizes(pending, &ram_bytes, &stored_bytes);
 	}
-	if (ret == 0)
-		log_info("checkpoint", "wrote %s", dir);
+release:
+	devices_resume(vm, failed);
+	/*
+	 * Guest RAM and every state are copied out: with "then resume" the
+	 * guest runs again while the files are fsync'd and renamed into place.
+	 * "stop" and "quit" keep it parked until the checkpoint is complete:
+	 * it must not run on (and write its disks) past a checkpoint that is
+	 * meant to be where it continues.
+	 */
+	if (ret == 0 && then == CKPT_THEN_RESUME) {
+		vm_unpause(vm);
+		early = true;
+		tr = mono_ns();
+	}
+	if (ret == 0) {
+		uint64_t tc = mono_ns();
+
+		ret = snap_write_commit(pending, err, errlen);
+		if (stats)
+			stats->commit_ns = mono_ns() - tc;
+	}
+	json_decref(doc);
+	if (!early) {
+		if (then == CKPT_THEN_STOP) {
+			/*
+			 * Stopped as asked, whether or not the checkpoint worked
+			 * (after a failure the user can try again elsewhere with
+			 * the guest exactly where it was). A VM that was stopped
+			 * already keeps its own stop; ours goes.
+			 */
+			if (vm->state == VM_RUNNING) {
+				vm->state = VM_PAUSED;
+				if (vm->control)
+					control_emit_event(vm->control, "STOP", NULL);
+			} else {
+				vm_unpause(vm);
+			}
+		} else {
+			vm_unpause(vm);
+			if (ret == 0 && then == CKPT_THEN_QUIT)
+				vm_request_exit(vm, EXIT_GUEST_POWEROFF);
+		}
+		tr = mono_ns();
+	}
+	if (stats) {
+		stats->pause_ns = tr - tp;
+		stats->memory_ns = tm;
+		stats->total_ns = mono_ns() - t0;
+		stats->ram_bytes = ram_bytes;
+		stats->stored_bytes = stored_bytes;
+	}
+	if (ret == 0) {
+		log_info("checkpoint", "wrote %s (paused %.1f ms)", dir, (double)(tr - tp) / 1e6);
+	} else {
+		append_vm_fate(vm, then, err, errlen);
+		log_warn("checkpoint", "%s", err);
+	}
 	return ret;
 }
 
@@ -228,7 +304,13 @@ int checkpoint_open(const char *dir, struct vm_config *cfg, struct snap_doc **ou
 		snprintf(err, errlen, "checkpoint %s: %s", dir, msg);
 		return ret;
 	}
-	ret = snap_check_all(doc, 0, msg, sizeof(msg), note, sizeof(note));
+	/*
+	 * Copy mode reads all of memory.bin anyway: check every digest first,
+	 * so a damaged image is refused before anything is loaded. Lazy mode
+	 * checks them in the background once the guest runs (restore_verify_*).
+	 */
+	ret = snap_check_all(doc, cfg->restore_copy ? SNAP_CHECK_DIGESTS : 0, msg, sizeof(msg),
+			     note, sizeof(note));
 	if (ret < 0) {
 		snprintf(err, errlen, "checkpoint %s cannot be restored here: %s", dir, msg);
 		snap_close(doc);
@@ -308,6 +390,51 @@ static int restore_tsc(struct vm *vm, struct snap_doc *doc, char *err, size_t er
 	return 0;
 }
 
+/* On the loop thread, once the background check of memory.bin is over. */
+static void restore_verify_report(void *opaque)
+{
+	struct vm *vm = opaque;
+	struct snap_doc *doc = vm->restore_doc;
+	char msg[512];
+	uint64_t ns = 0;
+	int ret;
+
+	if (!doc || !doc->verifier)
+		return;
+	ret = memimg_verify_result(doc->verifier, msg, sizeof(msg), &ns);
+	if (ret == 0) {
+		log_info("restore", "%s: all %zu memory digests match (checked in %.1f s while the "
+			 "guest ran)", doc->dir, doc->mem.ndigests, (double)ns / 1e9);
+		return;
+	}
+	log_error("restore", "checkpoint %s: %s; the guest may have read corrupt memory: %s",
+		  doc->dir, msg, vm->control ? "stopping it" : "ending it");
+	if (vm->control) {
+		vm_stop(vm);
+		control_emit_event(vm->control, "CHECKPOINT_CORRUPT",
+				   json_pack("{s:s, s:s}", "path", doc->dir, "error", msg));
+	} else {
+		vm_request_exit(vm, EXIT_VM_ERROR);
+	}
+}
+
+/* On the verifier's thread. */
+static void restore_verify_done(void *opaque)
+{
+	struct vm *vm = opaque;
+
+	if (evloop_call(vm->machine.loop, restore_verify_report, vm) < 0)
+		log_error("restore", "cannot report the result of the memory check");
+}
+
+void checkpoint_vm_destroy(struct vm *vm)
+{
+	if (vm->restore_doc && vm->restore_doc->verifier) {
+		memimg_verify_stop(vm->restore_doc->verifier);
+		vm->restore_doc->verifier = NULL;
+	}
+}
+
 int checkpoint_restore(struct vm *vm, struct snap_doc *doc, char *err, size_t errlen)
 {
 	const json_t *vcpus = json_object_get(doc->root, "vcpus");
@@ -379,6 +506,18 @@ int checkpoint_restore(struct vm *vm, struct snap_doc *doc, char *err, size_t er
 			return ret;
 		}
 	}
+	if (!vm->cfg->restore_copy) {
+		/*
+		 * Lazy: the guest runs on pages mapped from memory.bin before
+		 * their digests are known. A thread checks them all meanwhile;
+		 * a mismatch stops the VM (or ends it without a control socket).
+		 */
+		ret = memimg_verify_start(doc->mem_fd, &doc->mem, restore_verify_done, vm,
+					  &doc->verifier);
+		if (ret < 0)
+			log_warn("restore", "%s: memory digests not checked: %s", doc->dir,
+				 strerror(-ret));
+	}
 	log_info("restore", "restored %s (%d vCPUs, %llu MiB, %s)", doc->dir, vm->ncpus,
 		 (unsigned long long)(vm->cfg->memory >> 20),
 		 vm->cfg->restore_copy ? "memory copied" : "memory mapped lazily");
@@ -394,6 +533,8 @@ static int cmd_checkpoint(void *opaque, const json_t *args, json_t **ret, char *
 	const char *then = json_string_value(json_object_get(args, "then"));
 	const json_t *force = json_object_get(args, "force");
 	enum checkpoint_then t = CKPT_THEN_RESUME;
+	struct checkpoint_stats st;
+	int rc;
 
 	if (!path || !*path) {
 		snprintf(err, errlen, "checkpoint: argument \"path\" (a directory) is required");
@@ -417,7 +558,16 @@ static int cmd_checkpoint(void *opaque, const json_t *args, json_t **ret, char *
 	}
 	if (vm->state == VM_PAUSED && t == CKPT_THEN_RESUME)
 		t = CKPT_THEN_STOP;	/* a stopped VM stays stopped unless cont */
-	return vm_checkpoint(vm, path, force && json_is_true(force), t, err, errlen);
+	rc = vm_checkpoint(vm, path, force && json_is_true(force), t, &st, err, errlen);
+	if (rc == 0)
+		*ret = json_pack("{s:s, s:f, s:f, s:f, s:f, s:I, s:I}", "path", path,
+				 "pause_ms", (double)st.pause_ns / 1e6,
+				 "memory_ms", (double)st.memory_ns / 1e6,
+				 "commit_ms", (double)st.commit_ns / 1e6,
+				 "total_ms", (double)st.total_ns / 1e6,
+				 "ram_bytes", (json_int_t)st.ram_bytes,
+				 "stored_bytes", (json_int_t)st.stored_bytes);
+	return rc;
 }
 
 void checkpoint_register_commands(struct vm *vm)

@@ -107,7 +107,7 @@ static int check_readable(const char *what, const char *path, char *err, size_t 
 	return 0;
 }
 
-/* nvme:PATH[,ro][,serial=S][,ctrl=NAME] */
+/* nvme:PATH[,ro][,serial=S][,ctrl=NAME][,direct] */
 static int parse_disk(struct vm_config *c, const char *spec, char *err, size_t errlen)
 {
 	struct disk_config *d;
@@ -119,7 +119,7 @@ static int parse_disk(struct vm_config *c, const char *spec, char *err, size_t e
 		return -EINVAL;
 	}
 	if (strncmp(spec, "nvme:", 5) != 0) {
-		snprintf(err, errlen, "--disk %s: expected nvme:PATH[,ro][,serial=S][,ctrl=NAME]", spec);
+		snprintf(err, errlen, "--disk %s: expected nvme:PATH[,ro][,serial=S][,ctrl=NAME][,direct]", spec);
 		return -EINVAL;
 	}
 	copy = strdup(spec + 5);
@@ -132,6 +132,8 @@ static int parse_disk(struct vm_config *c, const char *spec, char *err, size_t e
 			d->path = strdup(tok);
 		} else if (strcmp(tok, "ro") == 0) {
 			d->readonly = true;
+		} else if (strcmp(tok, "direct") == 0) {
+			d->direct = true;
 		} else if (strncmp(tok, "serial=", 7) == 0 && tok[7]) {
 			if (strlen(tok + 7) > 20) {
 				snprintf(err, errlen, "--disk %s: serial is longer than 20 characters", spec);
@@ -405,6 +407,8 @@ json_t *config_to_json(const struct vm_config *c)
 		json_object_set_new(d, "readonly", json_boolean(c->disks[i].readonly));
 		put_str(d, "serial", c->disks[i].serial);
 		put_str(d, "ctrl", c->disks[i].ctrl);
+		if (c->disks[i].direct)
+			json_object_set_new(d, "direct", json_true());
 		json_array_append_new(disks, d);
 	}
 	json_object_set_new(o, "disks", disks);
@@ -499,6 +503,7 @@ int config_from_json(struct vm_config *c, const json_t *j, char *err, size_t err
 		    get_str(v, "ctrl", &d->ctrl, false, err, errlen))
 			return -EINVAL;
 		d->readonly = json_is_true(json_object_get(v, "readonly"));
+		d->direct = json_is_true(json_object_get(v, "direct"));
 		if (!d->ctrl)
 			d->ctrl = strdup("nvme0");
 		c->ndisks = (int)i + 1;

@@ -15,6 +15,7 @@
 #include "amber/platform.h"
 #include "amber/vm.h"
 #include "amber/vm_gdb.h"
+#include "amber/vm_stats.h"
 #include "amber/x86_boot.h"
 #include "amber/x86_kvm.h"
 
@@ -127,6 +128,7 @@ int platform_build(struct vm *vm, char *err, size_t errlen)
 		ret = platform_disks(vm, err, errlen);
 	if (ret)
 		return ret;
+	vm_stats_mark("devices");
 
 	/* With --firmware the tables go through fw_cfg (platform_fw.c) only. */
 	/* A restored guest's RAM already holds its tables and kernel. */
@@ -144,6 +146,7 @@ int platform_build(struct vm *vm, char *err, size_t errlen)
 			return ret;
 		}
 		vm->entry_rip = bi.entry;
+		vm_stats_mark("ACPI, kernel, initrd");
 	}
 	/*
 	 * --firmware (image, fw_cfg, ACPI through the table loader) and

@@ -24,6 +24,7 @@
 #include "amber/vm_gdb.h"
 #include "amber/vm_stats.h"
 #include "amber/x86_kvm.h"
+#include "amber/kvm_irqfd.h"
 
 #define VCPU_KICK_SIGNAL SIGUSR1
 
@@ -532,6 +533,10 @@ int vm_create(struct vm **out, struct vm_config *cfg, struct snap_doc *restore, 
 	ret = kvm_create_vm(vm->kvm_fd, &vm->vm_fd, err, errlen);
 	if (ret < 0)
 		return ret;
+	vm_stats_mark("KVM VM created");
+	ret = kvm_irqfd_setup(&vm->machine, vm->vm_fd);	/* ioeventfd/irqfd hooks */
+	if (ret < 0)
+		return ret;
 	if (vm->restore_doc) {
 		/* The guest keeps the CPUID it was checkpointed with (checked against this host). */
 		vm->cpuid = checkpoint_cpuid(vm->restore_doc);
@@ -564,6 +569,7 @@ int vm_create(struct vm **out, struct vm_config *cfg, struct snap_doc *restore, 
 	ret = vm_create_vcpus(vm, err, errlen);
 	if (ret < 0)
 		return ret;
+	vm_stats_mark("RAM, loop, vCPUs");
 	/* Devices, ACPI tables and the boot image: src/core/platform.c */
 	ret = platform_build(vm, err, errlen);
 	if (ret < 0)
@@ -619,11 +625,13 @@ void vm_destroy(struct vm *vm)
 {
 	if (!vm)
 		return;
+	checkpoint_vm_destroy(vm);	/* a lazy restore's digest check reports to this VM */
 	/* while the vCPUs still exist: a gdb client gets its 'W' and is let go */
 	vm_gdb_teardown(vm);
 	if (vm->control)
 		control_free(vm->control);
 	device_destroy_all(&vm->machine);
+	kvm_irqfd_teardown(&vm->machine);
 	if (vm->signal_fd >= 0) {
 		if (vm->machine.loop)
 			evloop_del_fd(vm->machine.loop, vm->signal_fd);

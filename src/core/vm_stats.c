@@ -22,6 +22,21 @@ static struct {
 } mmio_count[STATS_MMIO_SLOTS];
 static _Atomic uint64_t total_pio, total_mmio, total_other;
 
+#define STATS_MARKS 16
+static struct {
+	const char *phase;
+	uint64_t ns;
+} marks[STATS_MARKS];
+static unsigned nmarks;
+
+static uint64_t stats_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 void vm_stats_init(void)
 {
 	const char *e = getenv("AMBER_STATS");
@@ -31,6 +46,16 @@ void vm_stats_init(void)
 	stats_on = e && *e && strcmp(e, "0") != 0;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	start_ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Called from the main thread only, before the vCPUs run. */
+void vm_stats_mark(const char *phase)
+{
+	if (!stats_on || nmarks == STATS_MARKS)
+		return;
+	marks[nmarks].phase = phase;
+	marks[nmarks].ns = stats_now_ns();
+	nmarks++;
 }
 
 void vm_stats_first_run(uint64_t mono_ns)
@@ -82,9 +107,20 @@ void vm_stats_print(void)
 {
 	if (!stats_on)
 		return;
-	if (first_run_ns)
+	if (first_run_ns) {
+		uint64_t prev = start_ns;
+
 		fprintf(stderr, "amber: start-up (main to first KVM_RUN): %llu us\r\n",
 			(unsigned long long)((first_run_ns - start_ns) / 1000));
+		for (unsigned i = 0; i < nmarks; i++) {
+			fprintf(stderr, "amber:   %-22s +%llu us\r\n", marks[i].phase,
+				(unsigned long long)((marks[i].ns - prev) / 1000));
+			prev = marks[i].ns;
+		}
+		if (nmarks)
+			fprintf(stderr, "amber:   %-22s +%llu us\r\n", "first KVM_RUN",
+				(unsigned long long)((first_run_ns - prev) / 1000));
+	}
 	fprintf(stderr, "amber: exits to userspace: %llu (port I/O %llu, MMIO %llu, other %llu)\r\n",
 		(unsigned long long)(total_pio + total_mmio + total_other),
 		(unsigned long long)total_pio, (unsigned long long)total_mmio,

@@ -1469,15 +1469,22 @@ static void *srv_thread(void *arg)
 			have = true;
 		}
 		pthread_mutex_unlock(&gs->lock);
-		if (quit)
-			break;
+		/*
+		 * A stop reported just before the server is freed still goes
+		 * out: the VM's exit ('W') is notified right before
+		 * gdb_server_free().
+		 */
 		if (have && gs->client_fd >= 0) {
 			gdb_session_stop_event(&gs->sess, &ev);
 			if (gs->sess.closing) {
 				srv_drop_client(gs);
+				if (quit)
+					break;
 				continue;
 			}
 		}
+		if (quit)
+			break;
 		if (nfds == 3 && (pfd[2].revents & (POLLIN | POLLHUP | POLLERR))) {
 			ssize_t n = recv(gs->client_fd, buf, sizeof(buf), 0);
 

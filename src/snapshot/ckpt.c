@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -158,94 +159,208 @@ out:
 	return ret;
 }
 
-int snap_write(const char *dir, json_t *doc, const struct guest_mem *gm, unsigned flags,
-	       char *err, size_t errlen)
+/*
+ * Leftovers of writers that died (kill -9, power loss): DIR.tmp-XXXXXX next
+ * to DIR. A live writer holds flock(LOCK_EX) on its temporary directory from
+ * before it creates memory.bin until it is done, so one with memory.bin in
+ * it that can be locked has no writer any more and goes (it would otherwise
+ * keep its disk space for ever, and the next checkpoint may need it). One
+ * without memory.bin may be a writer between mkdtemp and flock: it goes only
+ * when older than a minute (it holds no data anyway). Never DIR.old-*: after
+ * a crash in the middle of a fallback replace that is the good checkpoint.
+ */
+static void remove_stale_temps(const char *dir)
 {
-	char tmp[PATH_MAX], path[PATH_MAX], parent[PATH_MAX];
-	struct memimg mi = { 0 };
-	struct stat st;
-	bool exists, swapped = false;
-	char *text = NULL;
-	json_t *mem;
-	int fd = -1, ret;
+	char parent[PATH_MAX], path[PATH_MAX];
+	const char *base = strrchr(dir, '/');
+	size_t blen, ilen = strlen(SNAP_TMP_INFIX);
+	struct dirent *e;
+	DIR *d;
 
+	base = base ? base + 1 : dir;
+	blen = strlen(base);
+	parent_of(dir, parent, sizeof(parent));
+	d = opendir(parent);
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		struct stat st;
+		bool has_mem;
+		int fd;
+
+		if (strlen(e->d_name) != blen + ilen + 6 || memcmp(e->d_name, base, blen) != 0 ||
+		    memcmp(e->d_name + blen, SNAP_TMP_INFIX, ilen) != 0)
+			continue;
+		if (path_join(path, sizeof(path), parent, e->d_name))
+			continue;
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0) {
+			has_mem = faccessat(fd, SNAP_MEMORY_BIN, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+			if (has_mem || time(NULL) - st.st_mtime > 60) {
+				log_info("snapshot", "removing %s, left by a checkpoint that was "
+					 "interrupted", path);
+				remove_ckpt_dir(path);
+			}
+		}
+		close(fd);	/* drops the lock */
+	}
+	closedir(d);
+}
+
+struct snap_pending {
+	char dir[PATH_MAX];
+	char tmp[PATH_MAX + 16];
+	bool exists;
+	int lock_fd;		/* the temporary directory, flock'd: a writer is alive */
+	int mem_fd;		/* memory.bin, written, not yet fsync'd */
+	char *text;		/* vm.json */
+	struct memimg mi;
+};
+
+void snap_write_abort(struct snap_pending *p)
+{
+	if (!p)
+		return;
+	if (p->mem_fd >= 0)
+		close(p->mem_fd);
+	if (p->tmp[0])
+		remove_ckpt_dir(p->tmp);
+	if (p->lock_fd >= 0)
+		close(p->lock_fd);
+	free(p->text);
+	memimg_free(&p->mi);
+	free(p);
+}
+
+void snap_pending_sizes(const struct snap_pending *p, uint64_t *ram_bytes,
+			uint64_t *stored_bytes)
+{
+	if (ram_bytes)
+		*ram_bytes = p->mi.size;
+	if (stored_bytes)
+		*stored_bytes = p->mi.stored_bytes;
+}
+
+int snap_write_begin(const char *dir, json_t *doc, const struct guest_mem *gm, unsigned flags,
+		     struct snap_pending **out, char *err, size_t errlen)
+{
+	struct snap_pending *p;
+	char path[PATH_MAX];
+	struct stat st;
+	json_t *mem;
+	int ret;
+
+	*out = NULL;
 	/* Every path below is dir plus a short suffix: check the length once. */
 	if (strlen(dir) + 32 >= PATH_MAX) {
 		snprintf(err, errlen, "checkpoint %.64s...: path too long", dir);
 		return -ENAMETOOLONG;
 	}
-	exists = lstat(dir, &st) == 0;
-	if (exists && !(flags & SNAP_FORCE)) {
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->lock_fd = p->mem_fd = -1;
+	snprintf(p->dir, sizeof(p->dir), "%s", dir);
+	p->exists = lstat(dir, &st) == 0;
+	if (p->exists && !(flags & SNAP_FORCE)) {
 		snprintf(err, errlen, "checkpoint %s: already exists (use --force to replace it)", dir);
-		return -EEXIST;
+		ret = -EEXIST;
+		goto fail;
 	}
-	if (exists) {
+	if (p->exists) {
 		/* --force replaces checkpoints, never an unrelated directory. */
 		path_join(path, sizeof(path), dir, SNAP_VM_JSON);
 		if (!S_ISDIR(st.st_mode) || access(path, F_OK) < 0) {
 			snprintf(err, errlen, "checkpoint %s: exists and is not a checkpoint; "
 				 "refusing to replace it", dir);
-			return -EEXIST;
+			ret = -EEXIST;
+			goto fail;
 		}
 	}
-	if (snprintf(tmp, sizeof(tmp), "%s" SNAP_TMP_INFIX "XXXXXX", dir) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	if (!mkdtemp(tmp)) {
+	remove_stale_temps(dir);
+	snprintf(p->tmp, sizeof(p->tmp), "%s" SNAP_TMP_INFIX "XXXXXX", dir);
+	if (!mkdtemp(p->tmp)) {
 		ret = -errno;
+		p->tmp[0] = '\0';
 		snprintf(err, errlen, "checkpoint %s: creating a temporary directory: %s", dir,
 			 strerror(-ret));
-		return ret;
+		goto fail;
 	}
+	/* Best effort: a file system without flock only loses the stale-temp cleanup. */
+	p->lock_fd = open(p->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (p->lock_fd >= 0)
+		flock(p->lock_fd, LOCK_EX | LOCK_NB);
 
-	path_join(path, sizeof(path), tmp, SNAP_MEMORY_BIN);
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0) {
+	path_join(path, sizeof(path), p->tmp, SNAP_MEMORY_BIN);
+	p->mem_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (p->mem_fd < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "checkpoint %s: creating %s: %s", dir, SNAP_MEMORY_BIN,
 			 strerror(-ret));
 		goto fail;
 	}
-	ret = memimg_write(fd, gm, &mi);
-	if (!ret && fsync(fd) < 0)
-		ret = -errno;
-	if (close(fd) < 0 && !ret)
-		ret = -errno;
-	fd = -1;
+	ret = memimg_write(p->mem_fd, gm, &p->mi);
 	if (ret) {
 		snprintf(err, errlen, "checkpoint %s: writing %s: %s", dir, SNAP_MEMORY_BIN,
 			 strerror(-ret));
 		goto fail;
 	}
-	mem = memimg_to_json(&mi);
+	mem = memimg_to_json(&p->mi);
 	if (!mem || json_object_set_new(doc, "memory", mem) < 0) {
 		ret = -ENOMEM;
 		snprintf(err, errlen, "checkpoint %s: out of memory", dir);
 		goto fail;
 	}
-	text = json_dumps(doc, JSON_INDENT(1) | JSON_ENSURE_ASCII);
-	if (!text) {
+	p->text = json_dumps(doc, JSON_INDENT(1) | JSON_ENSURE_ASCII);
+	if (!p->text) {
 		ret = -ENOMEM;
 		snprintf(err, errlen, "checkpoint %s: cannot encode vm.json", dir);
 		goto fail;
 	}
-	path_join(path, sizeof(path), tmp, SNAP_VM_JSON);
-	ret = write_file_synced(path, text, strlen(text));
+	*out = p;
+	return 0;
+fail:
+	snap_write_abort(p);
+	return ret;
+}
+
+int snap_write_commit(struct snap_pending *p, char *err, size_t errlen)
+{
+	char path[PATH_MAX], parent[PATH_MAX];
+	const char *dir = p->dir;
+	bool swapped = false;
+	int ret = 0;
+
+	if (fsync(p->mem_fd) < 0)
+		ret = -errno;
+	if (close(p->mem_fd) < 0 && !ret)
+		ret = -errno;	/* NFS-like file systems report write errors here */
+	p->mem_fd = -1;
+	if (ret) {
+		snprintf(err, errlen, "checkpoint %s: writing %s: %s", dir, SNAP_MEMORY_BIN,
+			 strerror(-ret));
+		goto fail;
+	}
+	path_join(path, sizeof(path), p->tmp, SNAP_VM_JSON);
+	ret = write_file_synced(path, p->text, strlen(p->text));
 	if (!ret)
-		ret = fsync_path(tmp);
+		ret = fsync_path(p->tmp);
 	if (ret) {
 		snprintf(err, errlen, "checkpoint %s: writing %s: %s", dir, SNAP_VM_JSON,
 			 strerror(-ret));
 		goto fail;
 	}
 
-	if (!exists) {
+	if (!p->exists) {
 		/* Fails with EEXIST/ENOTEMPTY if DIR appeared meanwhile: never clobber. */
-		if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0) {
+		if (renameat2(AT_FDCWD, p->tmp, AT_FDCWD, dir, RENAME_NOREPLACE) < 0) {
 			ret = -errno;
 			snprintf(err, errlen, "checkpoint %s: %s", dir, strerror(-ret));
 			goto fail;
 		}
-	} else if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+	} else if (renameat2(AT_FDCWD, p->tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
 		/* Atomic: DIR was the old checkpoint, then the new one, never absent. */
 		swapped = true;
 	} else {
@@ -254,7 +369,7 @@ int snap_write(const char *dir, json_t *doc, const struct guest_mem *gm, unsigne
 		 * aside, then the new one in. A crash between the two leaves
 		 * the old checkpoint complete under DIR.old-XXXXXX.
 		 */
-		char old[PATH_MAX];
+		char old[sizeof(p->dir) + 16];
 
 		snprintf(old, sizeof(old), "%s" SNAP_OLD_INFIX "XXXXXX", dir);
 		if (!mkdtemp(old) || rename(dir, old) < 0) {
@@ -264,31 +379,35 @@ int snap_write(const char *dir, json_t *doc, const struct guest_mem *gm, unsigne
 			rmdir(old);
 			goto fail;
 		}
-		if (rename(tmp, dir) < 0) {
+		if (rename(p->tmp, dir) < 0) {
 			ret = -errno;
 			snprintf(err, errlen, "checkpoint %s: %s", dir, strerror(-ret));
 			rename(old, dir);	/* put the old one back */
 			goto fail;
 		}
-		snprintf(tmp, sizeof(tmp), "%s", old);
+		snprintf(p->tmp, sizeof(p->tmp), "%s", old);
 		swapped = true;
 	}
 	parent_of(dir, parent, sizeof(parent));
 	ret = fsync_path(parent);
 	if (ret)
 		log_warn("snapshot", "fsync of %s: %s", parent, strerror(-ret));
-	if (swapped)
-		remove_ckpt_dir(tmp);	/* the replaced checkpoint */
-	free(text);
-	memimg_free(&mi);
+	if (!swapped)
+		p->tmp[0] = '\0';	/* it is DIR now: nothing to remove */
+	snap_write_abort(p);	/* removes the replaced checkpoint, frees */
 	return 0;
 fail:
-	if (fd >= 0)
-		close(fd);
-	remove_ckpt_dir(tmp);
-	free(text);
-	memimg_free(&mi);
+	snap_write_abort(p);
 	return ret;
+}
+
+int snap_write(const char *dir, json_t *doc, const struct guest_mem *gm, unsigned flags,
+	       char *err, size_t errlen)
+{
+	struct snap_pending *p;
+	int ret = snap_write_begin(dir, doc, gm, flags, &p, err, errlen);
+
+	return ret ? ret : snap_write_commit(p, err, errlen);
 }
 
 /* ---- disks ----------------------------------------------------------------------- */
@@ -650,6 +769,7 @@ void snap_close(struct snap_doc *d)
 {
 	if (!d)
 		return;
+	memimg_verify_stop(d->verifier);	/* before the fd it reads goes */
 	if (d->mem_fd >= 0)
 		close(d->mem_fd);
 	memimg_free(&d->mem);

@@ -9,8 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <time.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -182,10 +186,29 @@ static int memimg_write_segment(int fd, XXH3_state_t *xs, const uint8_t *p, uint
 	return 0;
 }
 
+/* Every page of [off, end) is zero (pages the guest never wrote read as zero). */
+static bool memimg_chunk_is_zero(const struct memimg *mi, const struct guest_mem *gm,
+				 uint64_t off, uint64_t end)
+{
+	while (off < end) {
+		uint64_t len;
+		const uint8_t *p = memimg_host_at(mi, gm, off, end - off, &len);
+
+		if (!p)
+			return false;	/* let the slow path report it */
+		for (uint64_t i = 0; i < len; i += MEMIMG_PAGE)
+			if (!page_is_zero(p + i))
+				return false;
+		off += len;
+	}
+	return true;
+}
+
 int memimg_write(int fd, const struct guest_mem *gm, struct memimg *mi)
 {
 	XXH3_state_t *xs = NULL;
 	struct stat st;
+	uint64_t zero_len = 0, zero_digest = 0;
 	int ret = 0, memfd;
 
 	memimg_layout(mi, gm);
@@ -203,6 +226,20 @@ int memimg_write(int fd, const struct guest_mem *gm, struct memimg *mi)
 		uint64_t off = c * mi->chunk_size;
 		uint64_t end = off + mi->chunk_size < mi->size ? off + mi->chunk_size : mi->size;
 
+		/*
+		 * A chunk of zero pages (most of a guest that has not touched its
+		 * RAM) is neither written nor hashed: its digest is the zeros'.
+		 */
+		if (memfd < 0 && memimg_chunk_is_zero(mi, gm, off, end)) {
+			if (end - off != zero_len) {
+				zero_len = end - off;
+				XXH3_64bits_reset(xs);
+				digest_zeros(xs, zero_len);
+				zero_digest = XXH3_64bits_digest(xs);
+			}
+			mi->digests[c] = zero_digest;
+			continue;
+		}
 		XXH3_64bits_reset(xs);
 		/* A chunk may span two slots when a slot is not a chunk multiple. */
 		while (off < end) {
@@ -446,7 +483,9 @@ static bool range_is_hole(int fd, uint64_t off, uint64_t len)
 	return (uint64_t)d >= off + len;
 }
 
-int memimg_verify(int fd, const struct memimg *mi, char *err, size_t errlen)
+/* memimg_verify, stopping early (-ECANCELED) once *cancel is set. */
+static int memimg_verify_cancellable(int fd, const struct memimg *mi, const bool *cancel,
+				     char *err, size_t errlen)
 {
 	uint8_t *buf = malloc(mi->chunk_size);
 	uint64_t zero_digest = 0;
@@ -459,6 +498,11 @@ int memimg_verify(int fd, const struct memimg *mi, char *err, size_t errlen)
 	if (ret)
 		goto out;
 	for (size_t c = 0; c < mi->ndigests; c++) {
+		if (cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED)) {
+			snprintf(err, errlen, "verification cancelled");
+			ret = -ECANCELED;
+			goto out;
+		}
 		uint64_t off = c * mi->chunk_size;
 		uint64_t len = mi->size - off < mi->chunk_size ? mi->size - off : mi->chunk_size;
 		uint64_t d;
@@ -492,6 +536,92 @@ int memimg_verify(int fd, const struct memimg *mi, char *err, size_t errlen)
 out:
 	free(buf);
 	return ret;
+}
+
+int memimg_verify(int fd, const struct memimg *mi, char *err, size_t errlen)
+{
+	return memimg_verify_cancellable(fd, mi, NULL, err, errlen);
+}
+
+/* ---- background verification (lazy restore) --------------------------------------- */
+
+struct memimg_verifier {
+	pthread_t thread;
+	int fd;
+	const struct memimg *mi;
+	void (*done)(void *opaque);
+	void *opaque;
+	bool cancel;
+	int ret;
+	uint64_t elapsed_ns;
+	char msg[512];
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void *memimg_verifier_main(void *arg)
+{
+	struct memimg_verifier *v = arg;
+	uint64_t t0 = mono_ns();
+
+	/*
+	 * The guest runs meanwhile: let its vCPU threads win (Linux nice
+	 * values are per thread). Reading memory.bin also warms the page
+	 * cache its lazily mapped pages come from.
+	 */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+	v->ret = memimg_verify_cancellable(v->fd, v->mi, &v->cancel, v->msg, sizeof(v->msg));
+	v->elapsed_ns = mono_ns() - t0;
+	if (v->ret != -ECANCELED && v->done)
+		v->done(v->opaque);
+	return NULL;
+}
+
+int memimg_verify_start(int fd, const struct memimg *mi, void (*done)(void *opaque),
+			void *opaque, struct memimg_verifier **out)
+{
+	struct memimg_verifier *v = calloc(1, sizeof(*v));
+	int ret;
+
+	*out = NULL;
+	if (!v)
+		return -ENOMEM;
+	v->fd = fd;
+	v->mi = mi;
+	v->done = done;
+	v->opaque = opaque;
+	ret = pthread_create(&v->thread, NULL, memimg_verifier_main, v);
+	if (ret) {
+		free(v);
+		return -ret;
+	}
+	*out = v;
+	return 0;
+}
+
+int memimg_verify_result(const struct memimg_verifier *v, char *msg, size_t len,
+			 uint64_t *elapsed_ns)
+{
+	if (msg && len)
+		snprintf(msg, len, "%s", v->msg);
+	if (elapsed_ns)
+		*elapsed_ns = v->elapsed_ns;
+	return v->ret;
+}
+
+void memimg_verify_stop(struct memimg_verifier *v)
+{
+	if (!v)
+		return;
+	__atomic_store_n(&v->cancel, true, __ATOMIC_RELAXED);
+	pthread_join(v->thread, NULL);
+	free(v);
 }
 
 int memimg_check_guest(const struct memimg *mi, const struct guest_mem *gm,

@@ -4,6 +4,7 @@
 #   OUTDIR/initramfs.cpio        guest initramfs: busybox, modules, /init, /scenarios/*
 #   OUTDIR/kvmbox-initramfs.cpio initramfs of the nested test machine (tests/kvmbox/run)
 #   OUTDIR/kernel-version        the kernel release, e.g. 6.1.0-56-cloud-amd64
+#   OUTDIR/disk-efi.img, disk-bios.img  bootable GPT/ESP and MBR/SYSLINUX disks (mkdisk.sh)
 # Rebuilds only when an input changed (OUTDIR/.stamp holds a hash of all inputs).
 # Usage: tools/guest-kit/build.sh OUTDIR
 set -euo pipefail
@@ -76,11 +77,14 @@ inputs_hash() {
     (cd "$KIT_DIR" && find . -type f ! -name '*~' | LC_ALL=C sort | xargs sha256sum)
     # extra binaries requested for the initramfs (see copy_binary below)
     echo "${GUEST_KIT_EXTRA_BINS:-}"
+    # guest programs (progs/*.c) are compiled by this compiler
+    ${CC_GUEST:-gcc} --version 2>/dev/null | head -n1
   } | sha256sum | cut -d' ' -f1
 }
 HASH=$(inputs_hash)
 if [ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$HASH" ] &&
-   [ -f "$OUT/bzImage" ] && [ -f "$OUT/initramfs.cpio" ] && [ -f "$OUT/kvmbox-initramfs.cpio" ]; then
+   [ -f "$OUT/bzImage" ] && [ -f "$OUT/initramfs.cpio" ] && [ -f "$OUT/kvmbox-initramfs.cpio" ] &&
+   { [ -f "$OUT/disk-efi.img" ] || [ -f "$OUT/disks.log" ]; }; then
   exit 0
 fi
 log "building for $KVER"
@@ -201,6 +205,12 @@ stage_modules "$G" "${GUEST_MODULES[@]}"
 install -m 755 "$KIT_DIR/init" "$G/init"
 mkdir -p "$G/scenarios"
 for s in "$KIT_DIR"/scenarios/*; do install -m 755 "$s" "$G/scenarios/"; done
+# Guest programs: tools/guest-kit/progs/NAME.c -> /bin/NAME, static (the guest has no libc).
+for c in "$KIT_DIR"/progs/*.c; do
+  [ -f "$c" ] || continue
+  ${CC_GUEST:-gcc} -static -O2 -Wall -pthread -o "$G/bin/$(basename "$c" .c)" "$c" ||
+    die "compiling $c failed (needs gcc and libc6-dev)"
+done
 echo "$KVER" > "$G/etc/kernel-version"
 for b in ${GUEST_KIT_EXTRA_BINS:-}; do copy_binary "$G" "$b"; done
 make_cpio "$G" "$OUT/initramfs.cpio"
@@ -219,6 +229,14 @@ make_cpio "$K" "$OUT/kvmbox-initramfs.cpio"
 
 cp "$KROOT/boot/vmlinuz-$KVER" "$OUT/bzImage.tmp" && mv "$OUT/bzImage.tmp" "$OUT/bzImage"
 echo "$KVER" > "$OUT/kernel-version"
+# Bootable disks with this kernel + initramfs for the firmware disk-boot tests (mkdisk.sh).
+# Without its tools the kit still works; those tests then fail naming OUTDIR/disks.log.
+rm -f "$OUT/disks.log"
+if ! "$KIT_DIR/mkdisk.sh" "$OUT/bzImage" "$OUT/initramfs.cpio" "$OUT" 2>"$OUT/disks.log.tmp"; then
+  mv "$OUT/disks.log.tmp" "$OUT/disks.log"
+  log "warning: no bootable disk images: $(tail -n1 "$OUT/disks.log")"
+fi
+rm -f "$OUT/disks.log.tmp"
 rm -rf "$STAGE"
 echo "$HASH" > "$OUT/.stamp"
 log "done: $OUT/bzImage $OUT/initramfs.cpio ($(du -k "$OUT/initramfs.cpio" | cut -f1) KiB) $OUT/kvmbox-initramfs.cpio"

@@ -47,47 +47,70 @@ struct hvm_memmap_table_entry {
 	uint32_t reserved;
 };
 
-static int read_file(const char *path, uint8_t **buf, size_t *len, char *err, size_t errlen)
+/*
+ * An open kernel or initrd file. Images are read with pread() straight into
+ * guest RAM: no bounce buffer, so amber never holds a second copy of a
+ * 10-50 MiB kernel (that copy was most of its peak RSS beyond guest RAM)
+ * and the data is copied once, from the page cache.
+ */
+struct kfile {
+	int fd;
+	uint64_t size;
+	const char *path;
+};
+
+static int kfile_open(struct kfile *f, const char *path, char *err, size_t errlen)
 {
 	struct stat st;
-	uint8_t *p = NULL;
-	size_t off = 0;
-	int fd, ret;
+	int ret;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	f->path = path;
+	f->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return ret;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (fstat(f->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "%s: not a regular file", path);
-		ret = -EINVAL;
-		goto fail;
+		close(f->fd);
+		f->fd = -1;
+		return -EINVAL;
 	}
-	p = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!p) {
-		ret = -ENOMEM;
-		goto fail;
-	}
-	while (off < (size_t)st.st_size) {
-		ssize_t n = read(fd, p + off, (size_t)st.st_size - off);
-
-		if (n <= 0) {
-			ret = n < 0 ? -errno : -EIO;
-			snprintf(err, errlen, "%s: read failed", path);
-			goto fail;
-		}
-		off += (size_t)n;
-	}
-	close(fd);
-	*buf = p;
-	*len = off;
+	f->size = (uint64_t)st.st_size;
 	return 0;
-fail:
-	free(p);
-	close(fd);
-	return ret;
+}
+
+static void kfile_close(struct kfile *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+}
+
+/* Exactly len bytes at off into dst; -EIO (with a message) if the file is shorter. */
+static int kfile_read(const struct kfile *f, uint64_t off, void *dst, uint64_t len,
+		      char *err, size_t errlen)
+{
+	uint8_t *p = dst;
+
+	while (len) {
+		ssize_t n = pread(f->fd, p, len > (1u << 30) ? (1u << 30) : len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int ret = n < 0 ? -errno : -EIO;
+
+			snprintf(err, errlen, "%s: read failed: %s", f->path,
+				 n < 0 ? strerror(errno) : "unexpected end of file");
+			return ret;
+		}
+		p += n;
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
 }
 
 static bool is_bzimage(const uint8_t *k, size_t len)
@@ -100,52 +123,114 @@ static bool is_bzimage(const uint8_t *k, size_t len)
 	return magic == HDRS_MAGIC;
 }
 
-/* Find the PVH entry in an ELF64 image; 0 if none. */
-static uint64_t pvh_entry(const uint8_t *k, size_t len)
+/* ELF notes bigger than this are not kernel notes (vmlinux has a few KiB of them). */
+#define PVH_NOTES_MAX (1u << 20)
+
+/* The XEN_ELFNOTE_PHYS32_ENTRY value in one PT_NOTE segment's contents; 0 if absent. */
+static uint64_t pvh_entry_in_notes(const uint8_t *notes, uint64_t len)
 {
-	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)k;
+	for (uint64_t off = 0; off + sizeof(Elf64_Nhdr) <= len;) {
+		Elf64_Nhdr nh;
+		uint64_t name, desc;
+		const uint8_t *d;
 
-	if (len < sizeof(*eh) || memcmp(eh->e_ident, ELFMAG, SELFMAG) ||
-	    eh->e_ident[EI_CLASS] != ELFCLASS64 || eh->e_machine != EM_X86_64 ||
-	    eh->e_phentsize != sizeof(Elf64_Phdr) ||
-	    eh->e_phoff > len || (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > len - eh->e_phoff)
-		return 0;
-	for (int i = 0; i < eh->e_phnum; i++) {
-		const Elf64_Phdr *ph = (const Elf64_Phdr *)(k + eh->e_phoff) + i;
-		uint64_t off;
+		memcpy(&nh, notes + off, sizeof(nh));
+		name = (nh.n_namesz + 3) & ~3ULL;
+		desc = (nh.n_descsz + 3) & ~3ULL;
+		if (off + sizeof(nh) + name + desc > len)
+			break;
+		d = notes + off + sizeof(nh) + name;
+		if (nh.n_type == XEN_ELFNOTE_PHYS32_ENTRY && nh.n_namesz == 4 &&
+		    memcmp(notes + off + sizeof(nh), "Xen", 4) == 0 && nh.n_descsz >= 4) {
+			uint32_t e;
 
-		if (ph->p_type != PT_NOTE || ph->p_offset > len || ph->p_filesz > len - ph->p_offset)
-			continue;
-		for (off = 0; off + sizeof(Elf64_Nhdr) <= ph->p_filesz;) {
-			const Elf64_Nhdr *nh = (const Elf64_Nhdr *)(k + ph->p_offset + off);
-			uint64_t name = (nh->n_namesz + 3) & ~3ULL, desc = (nh->n_descsz + 3) & ~3ULL;
-			const uint8_t *d = (const uint8_t *)(nh + 1) + name;
-
-			if (off + sizeof(*nh) + name + desc > ph->p_filesz)
-				break;
-			if (nh->n_type == XEN_ELFNOTE_PHYS32_ENTRY && nh->n_namesz == 4 &&
-			    memcmp(nh + 1, "Xen", 4) == 0 && nh->n_descsz >= 4) {
-				uint32_t e;
-
-				memcpy(&e, d, 4);
-				return e;
-			}
-			off += sizeof(*nh) + name + desc;
+			memcpy(&e, d, 4);
+			return e;
 		}
+		off += sizeof(nh) + name + desc;
 	}
 	return 0;
 }
 
+/*
+ * Read and check the ELF64 header and program headers of f (*phdrs: malloc'd,
+ * eh->e_phnum entries). -EINVAL if f is not an x86-64 ELF file.
+ */
+static int elf_read_headers(const struct kfile *f, Elf64_Ehdr *eh, Elf64_Phdr **phdrs)
+{
+	char err[8];
+	uint64_t len;
+
+	*phdrs = NULL;
+	if (f->size < sizeof(*eh) || kfile_read(f, 0, eh, sizeof(*eh), err, sizeof(err)) < 0 ||
+	    memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+	    eh->e_machine != EM_X86_64 || eh->e_phentsize != sizeof(Elf64_Phdr) ||
+	    eh->e_phoff > f->size || (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > f->size - eh->e_phoff)
+		return -EINVAL;
+	len = (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr);
+	*phdrs = malloc(len ? len : 1);
+	if (!*phdrs)
+		return -ENOMEM;
+	if (kfile_read(f, eh->e_phoff, *phdrs, len, err, sizeof(err)) < 0) {
+		free(*phdrs);
+		*phdrs = NULL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Find the PVH entry of an ELF64 kernel file; 0 if none (or not ELF). */
+static uint64_t pvh_entry(const struct kfile *f)
+{
+	Elf64_Ehdr eh;
+	Elf64_Phdr *ph;
+	uint64_t entry = 0;
+	char err[8];
+
+	if (elf_read_headers(f, &eh, &ph) < 0)
+		return 0;
+	for (int i = 0; i < eh.e_phnum && !entry; i++) {
+		uint8_t *notes;
+
+		if (ph[i].p_type != PT_NOTE || ph[i].p_offset > f->size ||
+		    ph[i].p_filesz > f->size - ph[i].p_offset || ph[i].p_filesz > PVH_NOTES_MAX)
+			continue;
+		notes = malloc(ph[i].p_filesz ? ph[i].p_filesz : 1);
+		if (!notes)
+			break;
+		if (kfile_read(f, ph[i].p_offset, notes, ph[i].p_filesz, err, sizeof(err)) == 0)
+			entry = pvh_entry_in_notes(notes, ph[i].p_filesz);
+		free(notes);
+	}
+	free(ph);
+	return entry;
+}
+
+/* The first page of a kernel file: the bzImage setup header lives in it. */
+#define KHEAD_LEN 0x1000
+
+/* Reads the head of f into head (zero-filled past the end); true if it is a bzImage. */
+static bool kfile_is_bzimage(const struct kfile *f, uint8_t head[KHEAD_LEN])
+{
+	char err[8];
+
+	memset(head, 0, KHEAD_LEN);
+	if (f->size < KHEAD_LEN || kfile_read(f, 0, head, KHEAD_LEN, err, sizeof(err)) < 0)
+		return false;
+	return is_bzimage(head, KHEAD_LEN);
+}
+
 int boot_probe_kernel(const char *path, enum kernel_kind *kind, char *err, size_t errlen)
 {
-	uint8_t *k;
-	size_t len;
-	int ret = read_file(path, &k, &len, err, errlen);
+	uint8_t head[KHEAD_LEN];
+	struct kfile f;
+	int ret = kfile_open(&f, path, err, errlen);
 
 	if (ret < 0)
 		return ret;
-	if (is_bzimage(k, len)) {
-		const struct setup_header *h = (const struct setup_header *)(k + 0x1f1);
+	/* Only the headers are read: the image itself is read once, into guest RAM. */
+	if (kfile_is_bzimage(&f, head)) {
+		const struct setup_header *h = (const struct setup_header *)(head + 0x1f1);
 
 		if (h->version < 0x20c || !(h->xloadflags & XLF_KERNEL_64)) {
 			snprintf(err, errlen, "kernel %s: bzImage boot protocol %u.%02u without a 64-bit entry "
@@ -154,13 +239,13 @@ int boot_probe_kernel(const char *path, enum kernel_kind *kind, char *err, size_
 		} else {
 			*kind = KERNEL_BZIMAGE;
 		}
-	} else if (pvh_entry(k, len)) {
+	} else if (pvh_entry(&f)) {
 		*kind = KERNEL_PVH;
 	} else {
 		snprintf(err, errlen, "kernel %s: not a Linux bzImage nor an ELF vmlinux with a PVH note", path);
 		ret = -EINVAL;
 	}
-	free(k);
+	kfile_close(&f);
 	return ret;
 }
 
@@ -205,34 +290,43 @@ static uint64_t low_ram_end(const struct guest_mem *gm)
 static int boot_load_initrd(const struct guest_mem *gm, const char *initrd, uint64_t kernel_end,
 			    uint64_t max_addr, uint64_t *addr, uint64_t *size, char *err, size_t errlen)
 {
-	uint8_t *buf;
-	size_t len;
-	uint64_t top = low_ram_end(gm), at;
-	int ret = read_file(initrd, &buf, &len, err, errlen);
+	struct kfile f;
+	uint64_t top = low_ram_end(gm), at, len;
+	uint8_t *dst;
+	int ret = kfile_open(&f, initrd, err, errlen);
 
 	if (ret < 0)
 		return ret;
+	len = f.size;
 	if (top > max_addr + 1)
 		top = max_addr + 1;
 	if (len > top || ((top - len) & ~0xfffULL) < kernel_end) {
-		snprintf(err, errlen, "initrd %s (%zu bytes) does not fit in guest memory below %#llx "
-			 "with the kernel: give the guest more --memory", initrd, len,
+		snprintf(err, errlen, "initrd %s (%llu bytes) does not fit in guest memory below %#llx "
+			 "with the kernel: give the guest more --memory", initrd, (unsigned long long)len,
 			 (unsigned long long)top);
-		free(buf);
+		kfile_close(&f);
 		return -E2BIG;
 	}
 	at = (top - len) & ~0xfffULL;
-	gmem_write(gm, at, buf, len);
-	free(buf);
+	/* In low RAM by construction (kernel_end <= at, at + len <= top). */
+	dst = gmem_ptr(gm, at, len);
+	ret = dst ? kfile_read(&f, 0, dst, len, err, errlen) : -E2BIG;
+	if (!dst)
+		snprintf(err, errlen, "initrd %s: no guest RAM at %#llx", initrd, (unsigned long long)at);
+	kfile_close(&f);
+	if (ret < 0)
+		return ret;
 	*addr = at;
 	*size = len;
 	return 0;
 }
 
-static int boot_load_bzimage(const struct guest_mem *gm, const uint8_t *k, size_t len,
-			     const char *path, const char *initrd, const char *cmdline,
+static int boot_load_bzimage(const struct guest_mem *gm, const struct kfile *f, const uint8_t *k,
+			     const char *initrd, const char *cmdline,
 			     uint64_t rsdp, struct boot_info *out, char *err, size_t errlen)
 {
+	const char *path = f->path;
+	uint64_t len = f->size;
 	struct boot_params bp;
 	const struct setup_header *kh = (const struct setup_header *)(k + 0x1f1);
 	struct e820_entry e820[E820_MAX];
@@ -269,7 +363,11 @@ static int boot_load_bzimage(const struct guest_mem *gm, const uint8_t *k, size_
 	bp.hdr.cmd_line_ptr = BOOT_CMDLINE_ADDR;
 	bp.hdr.vid_mode = 0xffff;
 	gmem_write(gm, BOOT_CMDLINE_ADDR, cmdline ? cmdline : "", cl + 1);
-	gmem_write(gm, BOOT_KERNEL_ADDR, k + setup_len, kernel_size);
+	/* kernel_end <= low RAM end was checked above, so the range is RAM. */
+	ret = kfile_read(f, setup_len, gmem_ptr(gm, BOOT_KERNEL_ADDR, kernel_size), kernel_size,
+			 err, errlen);
+	if (ret < 0)
+		return ret;
 
 	if (initrd) {
 		uint64_t addr, size;
@@ -301,40 +399,55 @@ static int boot_load_bzimage(const struct guest_mem *gm, const uint8_t *k, size_
 	return 0;
 }
 
-static int boot_load_pvh(const struct guest_mem *gm, const uint8_t *k, size_t len,
-			 const char *path, const char *initrd, const char *cmdline,
+static int boot_load_pvh(const struct guest_mem *gm, const struct kfile *f, uint64_t entry,
+			 const char *initrd, const char *cmdline,
 			 uint64_t rsdp, struct boot_info *out, char *err, size_t errlen)
 {
-	const Elf64_Ehdr *eh = (const Elf64_Ehdr *)k;
+	const char *path = f->path;
+	uint64_t len = f->size;
+	Elf64_Ehdr ehdr, *eh = &ehdr;
+	Elf64_Phdr *phdrs;
 	struct hvm_start_info si;
 	struct hvm_modlist_entry mod;
 	struct e820_entry e820[E820_MAX];
 	struct hvm_memmap_table_entry mm[E820_MAX];
 	uint64_t kernel_end = 0;
 	size_t cl = cmdline ? strlen(cmdline) : 0;
-	int n;
+	int n, ret;
 
+	ret = elf_read_headers(f, eh, &phdrs);
+	if (ret < 0) {
+		snprintf(err, errlen, "kernel %s: unreadable ELF headers", path);
+		return ret;
+	}
 	for (int i = 0; i < eh->e_phnum; i++) {
-		const Elf64_Phdr *ph = (const Elf64_Phdr *)(k + eh->e_phoff) + i;
+		const Elf64_Phdr *ph = &phdrs[i];
 		uint8_t *dst;
 
 		if (ph->p_type != PT_LOAD)
 			continue;
 		if (ph->p_offset > len || ph->p_filesz > len - ph->p_offset || ph->p_filesz > ph->p_memsz) {
 			snprintf(err, errlen, "kernel %s: program header %d lies outside the file", path, i);
-			return -EINVAL;
+			ret = -EINVAL;
+			break;
 		}
 		dst = gmem_ptr(gm, ph->p_paddr, ph->p_memsz);
 		if (!dst || ph->p_paddr < BOOT_KERNEL_ADDR) {
 			snprintf(err, errlen, "kernel %s: segment at %#llx (+%llu bytes) is outside guest RAM",
 				 path, (unsigned long long)ph->p_paddr, (unsigned long long)ph->p_memsz);
-			return -EINVAL;
+			ret = -EINVAL;
+			break;
 		}
-		memcpy(dst, k + ph->p_offset, ph->p_filesz);
+		ret = kfile_read(f, ph->p_offset, dst, ph->p_filesz, err, errlen);
+		if (ret < 0)
+			break;
 		memset(dst + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
 		if (ph->p_paddr + ph->p_memsz > kernel_end)
 			kernel_end = ph->p_paddr + ph->p_memsz;
 	}
+	free(phdrs);
+	if (ret < 0)
+		return ret;
 	if (cl >= BOOT_CMDLINE_MAX) {
 		snprintf(err, errlen, "--cmdline is longer than %d bytes", BOOT_CMDLINE_MAX - 1);
 		return -EINVAL;
@@ -369,7 +482,7 @@ static int boot_load_pvh(const struct guest_mem *gm, const uint8_t *k, size_t le
 	gmem_write(gm, BOOT_START_INFO_ADDR, &si, sizeof(si));
 	boot_write_gdt(gm);
 	out->kind = KERNEL_PVH;
-	out->entry = pvh_entry(k, len);
+	out->entry = entry;
 	out->params = BOOT_START_INFO_ADDR;
 	return 0;
 }
@@ -378,20 +491,21 @@ int boot_load_linux(const struct guest_mem *gm, const char *kernel, const char *
 		    const char *cmdline, uint64_t rsdp, struct boot_info *out,
 		    char *err, size_t errlen)
 {
-	uint8_t *k;
-	size_t len;
-	int ret = read_file(kernel, &k, &len, err, errlen);
+	uint8_t head[KHEAD_LEN];
+	struct kfile f;
+	uint64_t entry;
+	int ret = kfile_open(&f, kernel, err, errlen);
 
 	if (ret < 0)
 		return ret;
-	if (is_bzimage(k, len))
-		ret = boot_load_bzimage(gm, k, len, kernel, initrd, cmdline, rsdp, out, err, errlen);
-	else if (pvh_entry(k, len))
-		ret = boot_load_pvh(gm, k, len, kernel, initrd, cmdline, rsdp, out, err, errlen);
+	if (kfile_is_bzimage(&f, head))
+		ret = boot_load_bzimage(gm, &f, head, initrd, cmdline, rsdp, out, err, errlen);
+	else if ((entry = pvh_entry(&f)) != 0)
+		ret = boot_load_pvh(gm, &f, entry, initrd, cmdline, rsdp, out, err, errlen);
 	else {
 		snprintf(err, errlen, "kernel %s: not a Linux bzImage nor an ELF vmlinux with a PVH note", kernel);
 		ret = -EINVAL;
 	}
-	free(k);
+	kfile_close(&f);
 	return ret;
 }

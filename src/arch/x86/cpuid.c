@@ -58,8 +58,7 @@ void cpuid_host_info(char vendor[13], unsigned *family, unsigned *model, unsigne
 struct kvm_cpuid2 *cpuid_build(int kvm_fd, int ncpus, char *err, size_t errlen)
 {
 	struct kvm_cpuid2 *c;
-	unsigned core_bits = bits_for((unsigned)ncpus);
-	int n = 0;
+	unsigned caps = 0;
 
 	c = calloc(1, sizeof(*c) + CPUID_MAX_ENTRIES * sizeof(c->entries[0]));
 	if (!c)
@@ -70,6 +69,17 @@ struct kvm_cpuid2 *cpuid_build(int kvm_fd, int ncpus, char *err, size_t errlen)
 		free(c);
 		return NULL;
 	}
+	if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+		caps |= CPUID_KVM_TSC_DEADLINE;
+	cpuid_filter(c, ncpus, caps);
+	return c;
+}
+
+void cpuid_filter(struct kvm_cpuid2 *c, int ncpus, unsigned kvm_caps)
+{
+	unsigned core_bits = bits_for((unsigned)ncpus);
+	unsigned n = 0;
+
 	for (unsigned i = 0; i < c->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &c->entries[i];
 
@@ -78,6 +88,19 @@ struct kvm_cpuid2 *cpuid_build(int kvm_fd, int ncpus, char *err, size_t errlen)
 			e->ecx &= ~(CPUID1_ECX_VMX | CPUID1_ECX_SMX | CPUID1_ECX_EST |
 				    CPUID1_ECX_TM2 | CPUID1_ECX_PDCM);
 			e->ecx |= CPUID1_ECX_HYPERVISOR;
+			/*
+			 * KVM_GET_SUPPORTED_CPUID never reports the TSC-deadline
+			 * timer: the in-kernel LAPIC emulates it when
+			 * KVM_CAP_TSC_DEADLINE_TIMER is there (api.rst, "KVM_GET_
+			 * SUPPORTED_CPUID"; QEMU adds it the same way). Without it
+			 * Linux spends 100 ms of every boot calibrating the LAPIC
+			 * timer against the tick (calibrate_APIC_clock,
+			 * LAPIC_CAL_LOOPS) and keeps the PIT running.
+			 */
+			if (kvm_caps & CPUID_KVM_TSC_DEADLINE)
+				e->ecx |= CPUID1_ECX_TSC_DEADLINE;
+			else
+				e->ecx &= ~CPUID1_ECX_TSC_DEADLINE;
 			/* EBX[23:16]: addressable logical processor IDs in the package */
 			e->ebx &= 0x0000ffff;
 			e->ebx |= (1u << core_bits) << 16;
@@ -131,8 +154,7 @@ struct kvm_cpuid2 *cpuid_build(int kvm_fd, int ncpus, char *err, size_t errlen)
 			continue;
 		c->entries[n++] = *e;
 	}
-	c->nent = (unsigned)n;
-	return c;
+	c->nent = n;
 }
 
 struct kvm_cpuid2 *cpuid_for_vcpu(const struct kvm_cpuid2 *base, int vcpu_id, int ncpus)

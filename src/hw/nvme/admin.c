@@ -630,6 +630,7 @@ void nvme_admin_exec(struct nvme_ctrl *c, struct nvme_req *req)
 		st = nvme_adm_delete_sq(c, req);
 		if (st)
 			nvme_req_complete(c, req, st);
+		nvme_fast_sync(c);	/* its doorbell, if it is gone already */
 		return;		/* completed when the SQ is gone */
 	case NVME_ADM_CREATE_SQ:
 		st = nvme_adm_create_sq(c, req);
@@ -666,6 +667,8 @@ void nvme_admin_exec(struct nvme_ctrl *c, struct nvme_req *req)
 	}
 	nvme_req_complete(c, req, st);
 	nvme_event_dispatch(c);
+	/* queues, shadow doorbells: doorbell ioeventfds and vector irqfds follow */
+	nvme_fast_sync(c);
 }
 
 void nvme_admin_features_reset(struct nvme_ctrl *c)

@@ -48,6 +48,7 @@ static void nvme_io_finished(struct nvme_ctrl *c, struct nvme_req *req, uint16_t
 		struct nvme_req *del = sq->delete_req;
 
 		nvme_sq_free(c, sq);
+		nvme_fast_sync(c);
 		if (del)
 			nvme_req_complete(c, del, NVME_SUCCESS);
 	}

@@ -71,7 +71,8 @@ void nvme_irq_flush(struct nvme_ctrl *c)
 			if (sent[cq->vector / 64] & (1ULL << (cq->vector % 64)))
 				continue;
 			sent[cq->vector / 64] |= 1ULL << (cq->vector % 64);
-			pci_msix_notify(&c->pci, cq->vector);
+			if (!nvme_fast_notify(c, cq->vector))
+				pci_msix_notify(&c->pci, cq->vector);
 		}
 	}
 	nvme_irq_update_intx(c);
@@ -146,6 +147,7 @@ static void nvme_reset_finish(struct nvme_ctrl *c)
 	/* The host may have set EN again while in-flight I/O drained. */
 	if (c->r.cc & NVME_CC_EN)
 		nvme_enable(c);
+	nvme_fast_sync(c);
 }
 
 /* Cached data reaches the media before the shutdown is reported complete. */
@@ -194,6 +196,7 @@ static void nvme_cc_write(struct nvme_ctrl *c, uint32_t val)
 	} else if (!NVME_CC_SHN(cc) && NVME_CC_SHN(old)) {
 		c->r.csts &= ~NVME_CSTS_SHST_MASK;
 	}
+	nvme_fast_sync(c);	/* the admin CQ's vector, or nothing after a disable */
 }
 
 /* ---- BAR0: registers and doorbells (§3.1) ------------------------------------- */
@@ -304,10 +307,22 @@ static void nvme_msix_changed(struct pci_dev *d)
 
 	pthread_mutex_lock(&c->lock);
 	nvme_irq_update_intx(c);
+	nvme_fast_sync(c);	/* irqfd messages follow the table */
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* BAR0 moved or its decoding changed: doorbell ioeventfds follow it. */
+static void nvme_config_write(struct pci_dev *d, unsigned off, uint32_t val, unsigned size)
+{
+	struct nvme_ctrl *c = d->opaque;
+
+	pthread_mutex_lock(&c->lock);
+	nvme_fast_sync(c);
 	pthread_mutex_unlock(&c->lock);
 }
 
 static const struct pci_dev_ops nvme_pci_ops = {
+	.config_write = nvme_config_write,
 	.msix_changed = nvme_msix_changed,
 };
 
@@ -378,16 +393,21 @@ static int nvme_ns_open(struct nvme_ctrl *c, const char *path, bool ro, bool dir
 	return 0;
 }
 
-int nvme_add_namespace(struct device *dev, const char *path, bool ro, char *err, size_t errlen)
+int nvme_add_namespace_opts(struct device *dev, const char *path, bool ro, bool direct,
+			    char *err, size_t errlen)
 {
-	struct nvme_ctrl *c;
-
 	if (!dev || !dev->cls || strcmp(dev->cls->name, "nvme") != 0 || !dev->priv) {
 		snprintf(err, errlen, "%s is not an NVMe controller", dev ? dev->id : "(null)");
 		return -EINVAL;
 	}
-	c = nvme_of(dev);
-	return nvme_ns_open(c, path, ro, c->direct, err, errlen);
+	return nvme_ns_open(nvme_of(dev), path, ro, direct, err, errlen);
+}
+
+int nvme_add_namespace(struct device *dev, const char *path, bool ro, char *err, size_t errlen)
+{
+	struct nvme_ctrl *c = dev && dev->cls && !strcmp(dev->cls->name, "nvme") ? dev->priv : NULL;
+
+	return nvme_add_namespace_opts(dev, path, ro, c && c->direct, err, errlen);
 }
 
 /* ---- device class ----------------------------------------------------------------- */
@@ -410,6 +430,7 @@ static void nvme_drain(struct nvme_ctrl *c)
 
 static void nvme_free(struct nvme_ctrl *c)
 {
+	nvme_fast_free(c);
 	nvme_drain(c);
 	nvme_queues_reset(c);
 	for (unsigned i = 0; i < c->nns; i++)
@@ -440,6 +461,7 @@ static int nvme_realize(struct device *dev, struct machine *m, const char *args)
 	c->dev = dev;
 	c->m = m;
 	dev->priv = c;
+	nvme_fast_init(c);
 	c->direct = opt_get(args, "direct", path, sizeof(path)) == 1;
 	ret = opt_get(args, "serial", c->serial, sizeof(c->serial));
 	if (ret < 0) {
@@ -518,6 +540,9 @@ static void nvme_reset(struct device *dev)
 	nvme_reset_finish(c);
 	pthread_mutex_unlock(&c->lock);
 	pci_dev_reset(&c->pci);
+	pthread_mutex_lock(&c->lock);
+	nvme_fast_sync(c);	/* BAR0 unmapped, MSI-X off: nothing stays registered */
+	pthread_mutex_unlock(&c->lock);
 }
 
 /*

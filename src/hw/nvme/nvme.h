@@ -293,6 +293,27 @@ struct nvme_regs {
 	uint64_t sectors_read, sectors_written, host_reads, host_writes;
 };
 
+/*
+ * eventfd.c: a doorbell KVM signals through an eventfd (ioeventfd) instead of
+ * an MMIO exit, read on the event loop; one per I/O queue and kind.
+ */
+struct nvme_dbfd {
+	struct nvme_ctrl *ctrl;
+	uint16_t qid;
+	bool cq;			/* CQ head doorbell, else SQ tail */
+	int fd;				/* -1 until first needed */
+	uint64_t addr;			/* guest address KVM watches, 0 = none */
+};
+
+/* An MSI-X vector sent by writing an eventfd KVM injects from (irqfd). */
+struct nvme_vecfd {
+	int fd;				/* -1 until first needed */
+	bool bound;			/* KVM routes fd to (addr, data) */
+	bool live;			/* MSI-X on and the vector unmasked */
+	uint64_t addr;
+	uint32_t data;
+};
+
 struct nvme_ctrl {
 	struct device *dev;
 	struct machine *m;
@@ -325,6 +346,10 @@ struct nvme_ctrl {
 	unsigned nerrors;		/* valid entries, newest first */
 
 	uint64_t irq_pending[2];	/* CQs whose vector should fire */
+
+	struct nvme_dbfd dbfd[NVME_NQ][2];	/* [qid][0 SQ tail, 1 CQ head] */
+	struct nvme_vecfd vecfd[NVME_NVEC];
+	bool use_ioeventfd, use_irqfd;		/* AMBER_NVME_EVENTFD */
 };
 
 static inline uint16_t nvme_status_sc(uint16_t st)
@@ -387,6 +412,18 @@ uint16_t nvme_prp_map(struct nvme_ctrl *c, const struct nvme_cmd *cmd, uint64_t 
  */
 uint16_t nvme_prp_copy(struct nvme_ctrl *c, const struct nvme_cmd *cmd, uint64_t len,
 		       uint64_t off, void *buf, uint64_t n, bool to_guest);
+
+/*
+ * eventfd.c: doorbells through ioeventfd and MSI-X through irqfd when the
+ * machine offers them (m->ioeventfd, m->msi_irqfd), else MMIO exits and
+ * pci_msix_notify. nvme_fast_sync (lock held) brings the registrations in
+ * line with the controller's state (queues, shadow doorbells, BAR0, MSI-X
+ * table); call it after anything that changes those.
+ */
+void nvme_fast_init(struct nvme_ctrl *c);
+void nvme_fast_sync(struct nvme_ctrl *c);
+bool nvme_fast_notify(struct nvme_ctrl *c, unsigned vec);
+void nvme_fast_free(struct nvme_ctrl *c);
 
 /* state.c */
 int nvme_save(struct device *dev, json_t *obj);

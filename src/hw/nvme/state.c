@@ -611,9 +611,11 @@ int nvme_load(struct device *dev, const json_t *obj, uint32_t version)
 	if (ret < 0) {
 		nvme_queues_reset(c);
 		c->enabled = false;
+		nvme_fast_sync(c);
 	} else {
 		c->intx = false;
 		nvme_irq_update_intx(c);
+		nvme_fast_sync(c);
 		/* Commands the host queued before the checkpoint run now. */
 		if (!c->quiesced)
 			nvme_process_all(c);

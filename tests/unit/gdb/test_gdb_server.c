@@ -233,6 +233,28 @@ static void test_breakpoint_hit_from_vcpu_thread_is_reported(void **state)
 	close(fd);
 }
 
+/*
+ * The VM reports its exit right before it frees the server
+ * (vm_gdb_teardown): the client must still get its 'W', not a bare close.
+ */
+static void test_exit_notified_right_before_free_reaches_the_client(void **state)
+{
+	struct fixture *f = *state;
+	struct gdb_stop_event ev = { .reason = GDB_STOP_EXITED, .exit_code = 4 };
+	char buf[256];
+	int fd = connect_tcp(f->port);
+
+	assert_string_equal(roundtrip(fd, "?"), "T05thread:1;");
+	send_pkt(fd, "vCont;c");
+	WAIT_FOR(fake_nresume(&f->t) == 1);
+	assert_int_equal(gdb_server_notify_stop(f->gs, &ev), 1);
+	gdb_server_free(f->gs);
+	f->gs = NULL;
+	assert_int_equal(recv_pkt(fd, buf, sizeof(buf), 5000), 0);
+	assert_string_equal(buf, "W04");
+	close(fd);
+}
+
 static void test_ctrl_c_over_the_socket_stops_a_running_guest(void **state)
 {
 	struct fixture *f = *state;
@@ -505,6 +527,7 @@ int main(void)
 		T(test_connect_stops_the_vm_and_answers),
 		T(test_notify_stop_is_ignored_without_client),
 		T(test_breakpoint_hit_from_vcpu_thread_is_reported),
+		T(test_exit_notified_right_before_free_reaches_the_client),
 		T(test_ctrl_c_over_the_socket_stops_a_running_guest),
 		T(test_client_vanishing_mid_packet_detaches_and_guest_runs),
 		T(test_second_client_is_refused_while_one_is_attached),

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -296,6 +297,88 @@ static void test_crash_leftover_temp_dir_is_never_a_checkpoint(void **state)
 	snap_close(d);
 }
 
+/* A directory shaped like a writer's leftover: base/ck.tmp-SUFFIX, with memory.bin or not. */
+static void make_temp_dir(struct ck *c, const char *suffix, bool with_memory, char *out,
+			  size_t len)
+{
+	char p[256];
+
+	snprintf(out, len, "%s.tmp-%s", c->dir, suffix);
+	assert_int_equal(mkdir(out, 0700), 0);
+	if (with_memory) {
+		snprintf(p, sizeof(p), "%s/memory.bin", out);
+		close(open(p, O_CREAT | O_WRONLY, 0644));
+	}
+}
+
+static void test_next_checkpoint_removes_what_dead_writers_left(void **state)
+{
+	struct ck *c = *state;
+	char dead[160], alive[160], fresh[160], old[160];
+	int lock;
+
+	write_ok(c, 0);
+	/* kill -9 in the middle of a write: memory.bin there, nobody holds the lock */
+	make_temp_dir(c, "Dead01", true, dead, sizeof(dead));
+	/* a writer at work (another process or thread): its directory is locked */
+	make_temp_dir(c, "Alive1", true, alive, sizeof(alive));
+	lock = open(alive, O_RDONLY | O_DIRECTORY);
+	assert_true(lock >= 0);
+	assert_int_equal(flock(lock, LOCK_EX), 0);
+	/* a writer between mkdtemp and flock: empty and new */
+	make_temp_dir(c, "Fresh1", false, fresh, sizeof(fresh));
+	/* what a crash during a fallback replace leaves: the good old checkpoint */
+	snprintf(old, sizeof(old), "%s.old-Abc123", c->dir);
+	assert_int_equal(mkdir(old, 0700), 0);
+
+	write_ok(c, SNAP_FORCE);
+	assert_int_equal(access(dead, F_OK), -1);
+	assert_int_equal(access(alive, F_OK), 0);
+	assert_int_equal(access(fresh, F_OK), 0);
+	assert_int_equal(access(old, F_OK), 0);
+	assert_int_equal(count_leftovers(c), 3);
+	close(lock);
+	rmdir(fresh);
+	rmdir(old);
+	write_ok(c, SNAP_FORCE);	/* the writer is gone now: its directory goes too */
+	assert_int_equal(count_leftovers(c), 0);
+}
+
+static void test_begun_checkpoint_is_not_a_checkpoint_until_commit(void **state)
+{
+	struct ck *c = *state;
+	struct snap_pending *p;
+	struct snap_doc *d;
+	char err[512] = "";
+	uint64_t ram = 0, stored = 0;
+	json_t *doc = build_doc();
+
+	assert_int_equal(snap_write_begin(c->dir, doc, &c->gm, 0, &p, err, sizeof(err)), 0);
+	snap_pending_sizes(p, &ram, &stored);
+	assert_int_equal(ram, RAM_SIZE);
+	assert_true(stored > 0 && stored < RAM_SIZE);
+	/* RAM may change now: the checkpoint has what it held at begin */
+	memset(c->ram, 0xee, 4096);
+	assert_int_equal(access(c->dir, F_OK), -1);
+	assert_int_equal(count_leftovers(c), 1);	/* ck.tmp-XXXXXX */
+	assert_int_equal(snap_write_commit(p, err, sizeof(err)), 0);
+	assert_int_equal(count_leftovers(c), 0);
+	assert_int_equal(snap_open(c->dir, &d, err, sizeof(err)), 0);
+	assert_int_equal(snap_check_all(d, SNAP_CHECK_DIGESTS | SNAP_CHECK_NO_HOST, err,
+					sizeof(err), NULL, 0), 0);
+	snap_close(d);
+	json_decref(doc);
+
+	/* abort: nothing at all is left */
+	doc = build_doc();
+	assert_int_equal(snap_write_begin(c->dir, doc, &c->gm, SNAP_FORCE, &p, err, sizeof(err)), 0);
+	snap_write_abort(p);
+	assert_int_equal(count_leftovers(c), 0);
+	assert_int_equal(snap_open(c->dir, &d, err, sizeof(err)), 0);
+	snap_close(d);
+	json_decref(doc);
+}
+
 static void test_disk_full_keeps_the_previous_checkpoint(void **state)
 {
 	struct ck *c = *state;
@@ -421,7 +504,7 @@ static void test_damaged_documents_are_refused_with_named_fields(void **state)
 		{ e_cpu_count, "checkpoint vm.json: vcpus: 2 vCPUs but config.cpus is 3" },
 		{ e_mem_size, "checkpoint vm.json: memory: slots add up to 4194304 bytes but size "
 			      "is 8388608" },
-		{ e_pit_mode, "checkpoint vm.json: vm.pit.channels[0].mode = 9 exceeds 5" },
+		{ e_pit_mode, "checkpoint vm.json: vm.pit.channels[0].mode = 9: expected 0 to 5, or 255 (never programmed)" },
 		{ e_dup_device, "checkpoint vm.json: devices[1]: device id \"dev0\" is used twice" },
 	};
 
@@ -930,6 +1013,8 @@ int main(void)
 		T(test_force_replaces_the_checkpoint_atomically),
 		T(test_force_never_replaces_a_directory_that_is_not_a_checkpoint),
 		T(test_crash_leftover_temp_dir_is_never_a_checkpoint),
+		T(test_next_checkpoint_removes_what_dead_writers_left),
+		T(test_begun_checkpoint_is_not_a_checkpoint_until_commit),
 		T(test_disk_full_keeps_the_previous_checkpoint),
 		T(test_damaged_documents_are_refused_with_named_fields),
 		T(test_every_top_level_field_missing_is_named),

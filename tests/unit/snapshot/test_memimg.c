@@ -1,6 +1,8 @@
 /* memory.bin: sparse writing, digests, verification, lazy and copy restore. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <cmocka.h>
+#include <xxhash.h>
 
 #include "amber/snapshot.h"
 
@@ -400,6 +403,113 @@ static void test_checkpoint_after_lazy_restore_keeps_the_data(void **state)
 	gmem_free(&dst);
 }
 
+/* ---- background verification (lazy restore) ---------------------------------- */
+
+struct done_flag {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int calls;
+};
+
+static void verifier_done(void *opaque)
+{
+	struct done_flag *d = opaque;
+
+	pthread_mutex_lock(&d->lock);
+	d->calls++;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void wait_done(struct done_flag *d)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&d->lock);
+	while (d->calls == 0 && pthread_cond_timedwait(&d->cond, &d->lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&d->lock);
+	assert_int_equal(d->calls, 1);
+}
+
+static void test_background_verifier_passes_a_good_image(void **state)
+{
+	struct img_fixture *f = *state;
+	struct done_flag d = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct memimg_verifier *v;
+	struct memimg mi;
+	char msg[512] = "x";
+	uint64_t ns = 0;
+	int fd = write_image(f, &mi);
+
+	assert_int_equal(memimg_verify_start(fd, &mi, verifier_done, &d, &v), 0);
+	wait_done(&d);
+	assert_int_equal(memimg_verify_result(v, msg, sizeof(msg), &ns), 0);
+	assert_string_equal(msg, "");
+	assert_true(ns > 0);
+	memimg_verify_stop(v);
+	assert_int_equal(d.calls, 1);
+	memimg_free(&mi);
+	close(fd);
+}
+
+static void test_background_verifier_names_the_corrupt_chunk(void **state)
+{
+	struct img_fixture *f = *state;
+	struct done_flag d = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct memimg_verifier *v;
+	struct memimg mi;
+	char msg[512] = "", byte = 0x5a;
+	int fd = write_image(f, &mi);
+
+	assert_int_equal(pwrite(fd, &byte, 1, SLOT0 + 100), 1);	/* chunk 2 (slot 1) */
+	assert_int_equal(memimg_verify_start(fd, &mi, verifier_done, &d, &v), 0);
+	wait_done(&d);
+	assert_int_equal(memimg_verify_result(v, msg, sizeof(msg), NULL), -EBADMSG);
+	assert_non_null(strstr(msg, "memory.bin: chunk 2 (bytes 0x400000-0x5fffff) does not "
+				    "match its digest"));
+	memimg_verify_stop(v);
+	memimg_free(&mi);
+	close(fd);
+}
+
+static void test_background_verifier_stop_cancels_without_calling_back(void **state)
+{
+	struct img_fixture *f = *state;
+	struct done_flag d = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0 };
+	struct memimg_verifier *v;
+	struct memimg mi, big;
+	int fd = write_image(f, &mi);
+
+	/*
+	 * The image followed by 8 TiB of holes, all digests right: a verifier
+	 * that is not stopped takes seconds, then calls back (with success).
+	 */
+	uint8_t *zeros = calloc(1, mi.chunk_size);
+	uint64_t zd;
+
+	assert_non_null(zeros);
+	zd = XXH3_64bits(zeros, mi.chunk_size);
+	free(zeros);
+	big = mi;
+	big.size = 1ULL << 43;
+	big.ndigests = (size_t)(big.size / big.chunk_size);
+	big.digests = calloc(big.ndigests, sizeof(uint64_t));
+	assert_non_null(big.digests);
+	for (size_t c = 0; c < big.ndigests; c++)
+		big.digests[c] = c < mi.ndigests ? mi.digests[c] : zd;
+	assert_int_equal(ftruncate(fd, (off_t)big.size), 0);
+	assert_int_equal(memimg_verify_start(fd, &big, verifier_done, &d, &v), 0);
+	usleep(20000);
+	memimg_verify_stop(v);
+	assert_int_equal(d.calls, 0);
+	free(big.digests);
+	memimg_free(&mi);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -422,6 +532,12 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_checkpoint_after_lazy_restore_keeps_the_data,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_background_verifier_passes_a_good_image,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_background_verifier_names_the_corrupt_chunk,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_background_verifier_stop_cancels_without_calling_back, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
