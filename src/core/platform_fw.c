@@ -27,6 +27,12 @@
  *
  * - The boot vCPU starts at the reset vector in KVM's reset state; APs wait
  *   for INIT-SIPI in the in-kernel LAPIC as on hardware.
+ *
+ * - Restore (amber run --restore): the same setup runs, so the image is
+ *   mapped at 4 GiB - size again and fw_cfg holds the same items, rebuilt
+ *   from the saved configuration (the restored guest may read either; fw_cfg
+ *   then loads its selector and offset). Only RAM is left alone: it comes
+ *   from the checkpoint, loaded after this.
  */
 #include <endian.h>
 #include <errno.h>
@@ -40,6 +46,7 @@
 #include "amber/device.h"
 #include "amber/fw_cfg.h"
 #include "amber/log.h"
+#include "amber/pci.h"
 #include "amber/platform.h"
 #include "amber/vm.h"
 #include "amber/x86_kvm.h"
@@ -53,6 +60,8 @@
 #define LINUXBOOT_DMA_FWCFG  "genroms/linuxboot_dma.bin"
 #define OPTION_ROM_MAX       (1u << 20)
 #define FWCFG_USER_FILE_MAX  (64u << 20)
+/* "/pci@i0cf8/pci8086,5845@1f,7/namespace@ffffffff,0" and some room */
+#define FWCFG_DISK_PATH_MAX  64
 /*
  * etc/boot-fail-wait: how long SeaBIOS waits after "No bootable device"
  * before it reboots (default 60 s). amber makes it 5 s, so a VM that cannot
@@ -86,6 +95,14 @@ static int platform_fw_map_image(struct vm *vm, char *err, size_t errlen)
 	ret = kvm_map_rom(vm->kvm_fd, vm->vm_fd, KVM_SLOT_FIRMWARE, GMEM_HIGH_START - size, rom, size,
 			  err, errlen);
 	if (ret < 0)
+		goto out;
+	/*
+	 * A restored guest's legacy BIOS area is the RAM in its checkpoint,
+	 * whatever the firmware or the OS made of it. Writing the image there
+	 * first would show through wherever that RAM was zero: those pages are
+	 * holes in memory.bin, which --restore-mode copy does not write.
+	 */
+	if (vm->restore_doc)
 		goto out;
 	isa = size < FIRMWARE_ISA_BIOS_SIZE ? size : FIRMWARE_ISA_BIOS_SIZE;
 	ret = gmem_write(&vm->machine.mem, 0x100000 - isa, (uint8_t *)img + size - isa, isa);
@@ -163,19 +180,105 @@ static int platform_fw_add_host_file(struct device *fw, const char *what, const 
 }
 
 /*
+ * A --boot-order element naming an NVMe controller, "CTRL" or "CTRL:NSID"
+ * (the ctrl= name of --disk, default nvme0; namespace 1 by default), as the
+ * OpenFirmware path both firmwares match (QEMU's bootindex form):
+ *
+ *   /pci@i0cf8/pci8086,5845@SLOT[,FN]/namespace@NSID,0
+ *
+ * SeaBIOS (boot.c bootprio_find_pci_device) matches the prefix
+ * "/pci@i0cf8/\*@SLOT" whatever the node name. OVMF (QemuBootOrderLib
+ * TranslatePciOfwNodes) translates NVMe only under the node name of QEMU's
+ * Intel-ID controller, pci8086,5845, to PciRoot(0x0)/Pci(SLOT,FN)/
+ * NVMe(NSID,EUI-64); the unit address after the NSID is the EUI-64, which
+ * amber's namespaces report as 0. Neither firmware compares PCI IDs, so the
+ * name fits amber's 1b36:0010 controller too. Returns the length written.
+ */
+static int platform_fw_disk_path(struct vm *vm, const char *elem, size_t n, char *out,
+				 size_t outlen, char *err, size_t errlen)
+{
+	char name[sizeof(((struct device *)0)->id)];
+	const char *colon = memchr(elem, ':', n);
+	size_t nlen = colon ? (size_t)(colon - elem) : n;
+	unsigned long nsid = 1;
+	struct device *dev;
+	struct pci_dev *pd = NULL;
+	int nns = 0;
+
+	if (nlen == 0 || nlen >= sizeof(name))
+		goto bad;
+	memcpy(name, elem, nlen);
+	name[nlen] = '\0';
+	if (colon) {
+		char num[12], *end;
+		size_t len = n - nlen - 1;
+
+		if (len == 0 || len >= sizeof(num))
+			goto bad;
+		memcpy(num, colon + 1, len);
+		num[len] = '\0';
+		nsid = strtoul(num, &end, 10);
+		if (*end || nsid == 0)
+			goto bad;
+	}
+	dev = device_find(&vm->machine, name);
+	if (!dev || strcmp(dev->cls->name, "nvme") != 0) {
+		snprintf(err, errlen, "--boot-order %.*s: %s is not an NVMe controller of --disk "
+			 "(ctrl=NAME, default nvme0), and not an OpenFirmware path (/...)",
+			 (int)n, elem, name);
+		return -EINVAL;
+	}
+	for (int i = 0; i < vm->cfg->ndisks; i++)
+		nns += !strcmp(vm->cfg->disks[i].ctrl, name);
+	if (nsid > (unsigned long)nns) {
+		snprintf(err, errlen, "--boot-order %.*s: controller %s has %d namespace%s",
+			 (int)n, elem, name, nns, nns == 1 ? "" : "s");
+		return -EINVAL;
+	}
+	for (unsigned devfn = 0; devfn < PCI_MAX_DEVFN && !pd; devfn++) {
+		struct pci_dev *d = pci_bus_get(vm->machine.pci, devfn);
+
+		if (d && d->name && !strcmp(d->name, dev->id))
+			pd = d;
+	}
+	if (!pd) {
+		snprintf(err, errlen, "--boot-order %.*s: %s is on no PCI slot", (int)n, elem, name);
+		return -ENODEV;
+	}
+	if (pd->devfn & 7)
+		return snprintf(out, outlen, "/pci@i0cf8/pci8086,5845@%x,%x/namespace@%lx,0",
+				pd->devfn >> 3, pd->devfn & 7, nsid);
+	return snprintf(out, outlen, "/pci@i0cf8/pci8086,5845@%x/namespace@%lx,0", pd->devfn >> 3,
+			nsid);
+bad:
+	snprintf(err, errlen, "--boot-order %.*s: expected an NVMe controller name with an "
+		 "optional namespace number (nvme0, nvme0:2) or an OpenFirmware path (/...)",
+		 (int)n, elem);
+	return -EINVAL;
+}
+
+/*
  * "bootorder": OpenFirmware device paths separated by newlines, NUL at the
  * end (QEMU get_boot_devices_list). --kernel puts the linuxboot ROM first,
- * as QEMU does (bootindex 0); --boot-order adds comma-separated paths such
- * as /pci@i0cf8/nvme@4/namespace@1 after it.
+ * as QEMU does (bootindex 0); --boot-order adds its comma-separated
+ * elements after it: OpenFirmware paths (starting with '/') as they are,
+ * NVMe controller names as platform_fw_disk_path() spells them. With a
+ * bootorder file, OVMF drops the PCI boot options it does not name, and
+ * SeaBIOS tries the named ones first.
  */
 static int platform_fw_bootorder(struct vm *vm, struct device *fw, bool linuxboot,
 				 char *err, size_t errlen)
 {
 	const char *user = vm->cfg->boot_order;
-	size_t cap = 64 + (user ? strlen(user) : 0), len = 0;
-	char *list = calloc(1, cap);
+	size_t cap = 64, len = 0;
+	char *list;
 	int ret;
 
+	/* Each element at most once its length plus a translated disk path. */
+	for (const char *p = user; p && *p; p++)
+		cap += *p == ',' ? 2 * FWCFG_DISK_PATH_MAX : 1;
+	cap += user ? FWCFG_DISK_PATH_MAX : 0;
+	list = calloc(1, cap);
 	if (!list)
 		return -ENOMEM;
 	if (linuxboot)
@@ -186,8 +289,21 @@ static int platform_fw_bootorder(struct vm *vm, struct device *fw, bool linuxboo
 		if (n) {
 			if (len)
 				list[len++] = '\n';
-			memcpy(list + len, p, n);
-			len += n;
+			if (p[0] == '/') {
+				memcpy(list + len, p, n);
+				len += n;
+			} else {
+				ret = platform_fw_disk_path(vm, p, n, list + len, cap - len, err, errlen);
+				if (ret >= 0 && (size_t)ret >= cap - len) {
+					snprintf(err, errlen, "--boot-order: list too long");
+					ret = -ENOSPC;
+				}
+				if (ret < 0) {
+					free(list);
+					return ret;
+				}
+				len += (size_t)ret;
+			}
 		}
 		p += n + (p[n] == ',');
 	}

@@ -75,16 +75,33 @@ inputs_hash() {
     echo "$KPKG"
     sha256sum "$KROOT/boot/vmlinuz-$KVER" "$BUSYBOX"
     (cd "$KIT_DIR" && find . -type f ! -name '*~' | LC_ALL=C sort | xargs sha256sum)
-    # extra binaries requested for the initramfs (see copy_binary below)
+    # extra binaries requested for the initramfs (see copy_binary below), and their
+    # contents, so an upgraded package rebuilds the kit
     echo "${GUEST_KIT_EXTRA_BINS:-}"
+    for b in ${GUEST_KIT_EXTRA_BINS:-}; do
+      p=$(command -v "$b") && sha256sum "$p" || true
+    done
     # guest programs (progs/*.c) are compiled by this compiler
     ${CC_GUEST:-gcc} --version 2>/dev/null | head -n1
   } | sha256sum | cut -d' ' -f1
 }
 HASH=$(inputs_hash)
+
+# Bootable disks with the kit's kernel + initramfs for the firmware disk-boot tests
+# (mkdisk.sh). Without its tools the kit still works; those tests then fail naming
+# OUTDIR/disks.log.
+make_disks() {
+  rm -f "$OUT/disks.log"
+  if ! "$KIT_DIR/mkdisk.sh" "$OUT/bzImage" "$OUT/initramfs.cpio" "$OUT" 2>"$OUT/disks.log.tmp"; then
+    mv "$OUT/disks.log.tmp" "$OUT/disks.log"
+    log "warning: no bootable disk images: $(tail -n1 "$OUT/disks.log")"
+  fi
+  rm -f "$OUT/disks.log.tmp"
+}
 if [ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$HASH" ] &&
-   [ -f "$OUT/bzImage" ] && [ -f "$OUT/initramfs.cpio" ] && [ -f "$OUT/kvmbox-initramfs.cpio" ] &&
-   { [ -f "$OUT/disk-efi.img" ] || [ -f "$OUT/disks.log" ]; }; then
+   [ -f "$OUT/bzImage" ] && [ -f "$OUT/initramfs.cpio" ] && [ -f "$OUT/kvmbox-initramfs.cpio" ]; then
+  # Disks missing (mkdisk.sh's tools were missing last time): try them alone.
+  [ -f "$OUT/disk-efi.img" ] && [ -f "$OUT/disk-bios.img" ] || make_disks
   exit 0
 fi
 log "building for $KVER"
@@ -229,14 +246,7 @@ make_cpio "$K" "$OUT/kvmbox-initramfs.cpio"
 
 cp "$KROOT/boot/vmlinuz-$KVER" "$OUT/bzImage.tmp" && mv "$OUT/bzImage.tmp" "$OUT/bzImage"
 echo "$KVER" > "$OUT/kernel-version"
-# Bootable disks with this kernel + initramfs for the firmware disk-boot tests (mkdisk.sh).
-# Without its tools the kit still works; those tests then fail naming OUTDIR/disks.log.
-rm -f "$OUT/disks.log"
-if ! "$KIT_DIR/mkdisk.sh" "$OUT/bzImage" "$OUT/initramfs.cpio" "$OUT" 2>"$OUT/disks.log.tmp"; then
-  mv "$OUT/disks.log.tmp" "$OUT/disks.log"
-  log "warning: no bootable disk images: $(tail -n1 "$OUT/disks.log")"
-fi
-rm -f "$OUT/disks.log.tmp"
+make_disks
 rm -rf "$STAGE"
 echo "$HASH" > "$OUT/.stamp"
 log "done: $OUT/bzImage $OUT/initramfs.cpio ($(du -k "$OUT/initramfs.cpio" | cut -f1) KiB) $OUT/kvmbox-initramfs.cpio"
