@@ -49,7 +49,7 @@ struct acpi_config {
 	/* ACPI PM (fixed hardware) */
 	uint16_t pm1a_evt_port;		/* 4 bytes: PM1a_STS, PM1a_EN */
 	uint16_t pm1a_cnt_port;		/* 2 bytes */
-	uint16_t pm_tmr_port;		/* 4 bytes */
+	uint16_t pm_tmr_port;		/* 4 bytes; 0: no PM timer in the FADT */
 	bool pm_tmr_32bit;		/* FADT TMR_VAL_EXT; PIIX4's timer is 24-bit */
 	uint16_t gpe0_port;		/* GPE0 block: status half then enable half */
 	uint8_t gpe0_len;		/* bytes, even */

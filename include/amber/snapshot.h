@@ -166,6 +166,13 @@ int snap_write(const char *dir, json_t *doc, const struct guest_mem *gm, unsigne
  * of DIR left by dead writers (each writer flock()s its own while it runs).
  */
 struct snap_pending;
+/*
+ * What snap_write_begin refuses before writing anything: a path too long, an
+ * existing DIR without SNAP_FORCE (or one that is not a checkpoint), a parent
+ * directory that is missing or not writable. *exists (may be NULL) says
+ * whether DIR exists. For callers that want to refuse before pausing a VM.
+ */
+int snap_check_target(const char *dir, unsigned flags, bool *exists, char *err, size_t errlen);
 int snap_write_begin(const char *dir, json_t *doc, const struct guest_mem *gm, unsigned flags,
 		     struct snap_pending **out, char *err, size_t errlen);
 int snap_write_commit(struct snap_pending *p, char *err, size_t errlen);

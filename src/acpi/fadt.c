@@ -78,7 +78,8 @@ int acpi_build_fadt(const struct acpi_config *cfg, struct acpi_table *out)
 	acpi_put32(f + 80, cfg->gpe0_port);	/* GPE0_BLK */
 	f[88] = ACPI_PM1_EVT_LEN;		/* PM1_EVT_LEN */
 	f[89] = ACPI_PM1_CNT_LEN;		/* PM1_CNT_LEN */
-	f[91] = ACPI_PM_TMR_LEN;		/* PM_TMR_LEN */
+	/* PM_TMR_LEN: 0 = no PM timer (optional since ACPI 5.0A, §5.2.9: pm_tmr_port 0) */
+	f[91] = cfg->pm_tmr_port ? ACPI_PM_TMR_LEN : 0;
 	f[92] = cfg->gpe0_len;			/* GPE0_BLK_LEN */
 	acpi_put16(f + 96, 0x0fff);		/* P_LVL2_LAT > 100: no C2 */
 	acpi_put16(f + 98, 0x0fff);		/* P_LVL3_LAT > 1000: no C3 */
@@ -98,9 +99,10 @@ int acpi_build_fadt(const struct acpi_config *cfg, struct acpi_table *out)
 	 * works, the OS may use the platform clock; with more than 8 CPUs
 	 * flat logical APIC mode does not fit, so ask for cluster mode.
 	 */
-	flags = FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP |
-		FADT_F_USE_PLATFORM_CLOCK;
-	if (cfg->pm_tmr_32bit)
+	flags = FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP;
+	if (cfg->pm_tmr_port)
+		flags |= FADT_F_USE_PLATFORM_CLOCK;	/* the PM timer is that clock */
+	if (cfg->pm_tmr_port && cfg->pm_tmr_32bit)
 		flags |= FADT_F_TMR_VAL_EXT;
 	if (cfg->ncpus > 8)
 		flags |= FADT_F_FORCE_APIC_CLUSTER;
@@ -117,8 +119,9 @@ int acpi_build_fadt(const struct acpi_config *cfg, struct acpi_table *out)
 		     cfg->pm1a_evt_port);
 	acpi_put_gas(f + 172, GAS_SPACE_IO, ACPI_PM1_CNT_LEN * 8, GAS_ACCESS_WORD,
 		     cfg->pm1a_cnt_port);
-	acpi_put_gas(f + 208, GAS_SPACE_IO, ACPI_PM_TMR_LEN * 8, GAS_ACCESS_DWORD,
-		     cfg->pm_tmr_port);
+	if (cfg->pm_tmr_port)	/* else an all-zero X_PM_TMR_BLK: no timer */
+		acpi_put_gas(f + 208, GAS_SPACE_IO, ACPI_PM_TMR_LEN * 8, GAS_ACCESS_DWORD,
+			     cfg->pm_tmr_port);
 	acpi_put_gas(f + 220, GAS_SPACE_IO, (uint8_t)(cfg->gpe0_len * 8), GAS_ACCESS_BYTE,
 		     cfg->gpe0_port);
 	/* 244 SLEEP_CONTROL_REG, 256 SLEEP_STATUS_REG: hardware-reduced only */

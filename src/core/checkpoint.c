@@ -173,7 +173,7 @@ static void append_vm_fate(struct vm *vm, enum checkpoint_then then, char *err, 
 	size_t n = strlen(err);
 	const char *fate = vm->state == VM_PAUSED ?
 		(then == CKPT_THEN_STOP ? "the VM is stopped, as asked" : "the VM stays stopped") :
-		(then == CKPT_THEN_QUIT ? "the VM keeps running (not quit)" :
+		(then == CKPT_THEN_QUIT ? "the VM keeps running, it was not quit" :
 		 "the VM keeps running");
 
 	if (n + 4 < errlen)
@@ -200,6 +200,10 @@ int vm_checkpoint(struct vm *vm, const char *dir, bool force, enum checkpoint_th
 		}
 	}
 	if (vm->checkpoint_veto && (ret = vm->checkpoint_veto(vm, err, errlen)) < 0)
+		return ret;
+	/* An existing DIR without --force, a missing parent: refused before any pause. */
+	ret = snap_check_target(dir, force ? SNAP_FORCE : 0, NULL, err, errlen);
+	if (ret < 0)
 		return ret;
 
 	vm_pause(vm);

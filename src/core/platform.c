@@ -50,6 +50,16 @@ static int platform_acpi(struct vm *vm, uint64_t *rsdp, char *err, size_t errlen
 	ac->i8042 = true;
 	ac->fw_cfg = vm->cfg->firmware != NULL;
 	ac->fw_cfg_dma = ac->fw_cfg;
+	/*
+	 * No ACPI PM timer for direct Linux boot (optional since ACPI 5.0A,
+	 * like QEMU microvm and Firecracker): Linux keeps kvm-clock/TSC anyway,
+	 * but to register the acpi_pm clocksource it first spins 4.5 ms in
+	 * udelay()s and reads the timer ~100 times, each a VM exit to amber
+	 * (drivers/clocksource/acpi_pm.c, init_acpi_pm_clocksource). The PM
+	 * device still decodes the register, and firmware boots
+	 * (platform_fw.c) keep it in their tables: OVMF's timer uses it.
+	 */
+	ac->pm_tmr_port = 0;
 	ret = acpi_build(ac, &t);
 	free(ac);
 	if (ret < 0) {

@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,7 @@
 struct vcpu_gdb {
 	pthread_mutex_t lock;		/* want, pending */
 	struct gdb_debug_state want;	/* set by the stub while parked */
-	bool pending;			/* want not yet given to KVM */
+	atomic_bool pending;		/* want not yet given to KVM */
 	/* the vCPU's thread, or the stub while the vCPU is parked */
 	struct gdb_debug_state ran;	/* what KVM has: exits decode with it */
 	bool if_masked;			/* we cleared RFLAGS.IF for this step */
@@ -67,8 +68,8 @@ struct vcpu_regs {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
 	struct kvm_fpu fpu;
-	struct kvm_xsave xsave;
 	bool have_xsave;
+	struct kvm_xsave xsave;	/* last: newer headers end it with extra[] */
 };
 
 static int vcpu_regs_get(struct vm_gdb *g, int cpu, struct vcpu_regs *r)
@@ -217,7 +218,7 @@ static int op_set_debug(void *opaque, int cpu, const struct gdb_debug_state *d)
 	c = &g->cpus[cpu];
 	pthread_mutex_lock(&c->lock);
 	c->want = *d;
-	__atomic_store_n(&c->pending, true, __ATOMIC_RELEASE);
+	atomic_store_explicit(&c->pending, true, memory_order_release);
 	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
@@ -282,15 +283,17 @@ static void vm_gdb_prepare(struct vm *vm, struct vcpu *v)
 	struct kvm_guest_debug dbg;
 	struct gdb_debug_state d;
 
-	if (!__atomic_load_n(&c->pending, __ATOMIC_ACQUIRE))
+	if (!atomic_load_explicit(&c->pending, memory_order_acquire))
 		return;
 	pthread_mutex_lock(&c->lock);
 	d = c->want;
-	c->pending = false;
+	atomic_store_explicit(&c->pending, false, memory_order_relaxed);
 	pthread_mutex_unlock(&c->lock);
 	vcpu_gdb_restore_if(g, v->id);
 	if (x86_kvm_debug_build(&d, g->have_blockirq, &dbg))
 		vcpu_gdb_mask_if(g, v);
+	log_debug(SUBSYS, "vCPU %d: KVM_SET_GUEST_DEBUG control %#x dr7 %#llx", v->id, dbg.control,
+		  (unsigned long long)dbg.arch.debugreg[7]);
 	if (ioctl(v->fd, KVM_SET_GUEST_DEBUG, &dbg) < 0) {
 		log_warn(SUBSYS, "vCPU %d: KVM_SET_GUEST_DEBUG: %s", v->id, strerror(errno));
 		vcpu_gdb_restore_if(g, v->id);
@@ -342,6 +345,9 @@ static bool vm_gdb_debug_exit(struct vm *vm, struct vcpu *v)
 	struct gdb_server *gs = vm_gdb_server(g);
 	struct gdb_stop_event ev;
 
+	log_debug(SUBSYS, "vCPU %d: debug exit: exception %u pc %#llx dr6 %#llx dr7 %#llx",
+		  v->id, a->exception, (unsigned long long)a->pc, (unsigned long long)a->dr6,
+		  (unsigned long long)a->dr7);
 	if (x86_kvm_debug_decode(a, &c->ran, v->id, &ev) < 0) {
 		vcpu_gdb_reinject(v, a);
 		return true;
@@ -395,6 +401,7 @@ static int vm_gdb_init(struct vm *vm)
 	vm->gdb = g;
 	vm->debug_prepare = vm_gdb_prepare;
 	vm->debug_exit = vm_gdb_debug_exit;
+	vm->checkpoint_veto = vm_gdb_check_checkpoint;	/* src/core/checkpoint.c */
 	return 0;
 }
 
@@ -438,13 +445,21 @@ out:
 
 int vm_gdb_setup(struct vm *vm, char *err, size_t errlen)
 {
-	if (vm->cfg->gdb_wait && !vm->cfg->gdb) {
+	struct vm_config *cfg = vm->cfg;
+	bool wait = cfg->gdb_wait;
+
+	if (wait && !cfg->gdb) {
 		snprintf(err, errlen, "--gdb-wait needs --gdb tcp:HOST:PORT or --gdb unix:PATH");
 		return -EINVAL;
 	}
-	if (!vm->cfg->gdb)
+	if (!cfg->gdb)
 		return 0;
-	return vm_gdb_start(vm, vm->cfg->gdb, vm->cfg->gdb_wait, err, errlen);
+	/*
+	 * --gdb-wait holds the guest's first instruction only: a VM created
+	 * again after a guest reboot (--on-reboot restart) runs at once.
+	 */
+	cfg->gdb_wait = false;
+	return vm_gdb_start(vm, cfg->gdb, wait, err, errlen);
 }
 
 void vm_gdb_stop(struct vm *vm)
@@ -487,6 +502,7 @@ void vm_gdb_teardown(struct vm *vm)
 	}
 	vm->debug_prepare = NULL;
 	vm->debug_exit = NULL;
+	vm->checkpoint_veto = NULL;
 	vm->gdb = NULL;
 	free(g->cpus);
 	free(g);

@@ -243,42 +243,66 @@ void snap_pending_sizes(const struct snap_pending *p, uint64_t *ram_bytes,
 		*stored_bytes = p->mi.stored_bytes;
 }
 
-int snap_write_begin(const char *dir, json_t *doc, const struct guest_mem *gm, unsigned flags,
-		     struct snap_pending **out, char *err, size_t errlen)
+int snap_check_target(const char *dir, unsigned flags, bool *exists, char *err, size_t errlen)
 {
-	struct snap_pending *p;
-	char path[PATH_MAX];
+	char path[PATH_MAX], parent[PATH_MAX];
 	struct stat st;
-	json_t *mem;
-	int ret;
+	bool there;
+	int e = 0;
 
-	*out = NULL;
-	/* Every path below is dir plus a short suffix: check the length once. */
+	/* Every path used is dir plus a short suffix: check the length once. */
 	if (strlen(dir) + 32 >= PATH_MAX) {
 		snprintf(err, errlen, "checkpoint %.64s...: path too long", dir);
 		return -ENAMETOOLONG;
 	}
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	p->lock_fd = p->mem_fd = -1;
-	snprintf(p->dir, sizeof(p->dir), "%s", dir);
-	p->exists = lstat(dir, &st) == 0;
-	if (p->exists && !(flags & SNAP_FORCE)) {
+	there = lstat(dir, &st) == 0;
+	if (exists)
+		*exists = there;
+	if (there && !(flags & SNAP_FORCE)) {
 		snprintf(err, errlen, "checkpoint %s: already exists (use --force to replace it)", dir);
-		ret = -EEXIST;
-		goto fail;
+		return -EEXIST;
 	}
-	if (p->exists) {
+	if (there) {
 		/* --force replaces checkpoints, never an unrelated directory. */
 		path_join(path, sizeof(path), dir, SNAP_VM_JSON);
 		if (!S_ISDIR(st.st_mode) || access(path, F_OK) < 0) {
 			snprintf(err, errlen, "checkpoint %s: exists and is not a checkpoint; "
 				 "refusing to replace it", dir);
-			ret = -EEXIST;
-			goto fail;
+			return -EEXIST;
 		}
 	}
+	parent_of(dir, parent, sizeof(parent));
+	if (stat(parent, &st) < 0)
+		e = errno;
+	else if (!S_ISDIR(st.st_mode))
+		e = ENOTDIR;
+	else if (access(parent, W_OK | X_OK) < 0)
+		e = errno;
+	if (e) {
+		snprintf(err, errlen, "checkpoint %s: cannot create it in %s: %s", dir, parent,
+			 strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+int snap_write_begin(const char *dir, json_t *doc, const struct guest_mem *gm, unsigned flags,
+		     struct snap_pending **out, char *err, size_t errlen)
+{
+	struct snap_pending *p;
+	char path[PATH_MAX];
+	json_t *mem;
+	int ret;
+
+	*out = NULL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->lock_fd = p->mem_fd = -1;
+	ret = snap_check_target(dir, flags, &p->exists, err, errlen);
+	if (ret)
+		goto fail;
+	snprintf(p->dir, sizeof(p->dir), "%s", dir);
 	remove_stale_temps(dir);
 	snprintf(p->tmp, sizeof(p->tmp), "%s" SNAP_TMP_INFIX "XXXXXX", dir);
 	if (!mkdtemp(p->tmp)) {

@@ -1,59 +1,113 @@
 #!/bin/bash
-# timeout: 330
-# Checkpoint -> restore cycles in a row, each verified: a small memcheck guest (32 MiB of
-# pattern, 2 vCPUs; init_on_free=1 keeps freed guest pages zero, so checkpoints hold only
-# what is in use) is checkpointed once with "then resume" (it goes on), then, cycle after
-# cycle, checkpointed with "then quit" and restored in a new amber process, alternately
-# lazy and copy. After every restore the guest continued where it was (line counter, no
-# restart), both vCPUs' workers verified all their memory again, and the serial console
-# echoed a line. At the end the guest's final full verification passes.
+# timeout: 420
+# Checkpoint -> restore cycles in a row, each verified, and the guest's clocks. A small
+# memcheck guest (8 MiB of pattern, 2 vCPUs; init_on_free=1 keeps freed guest pages zero,
+# so checkpoints hold only what is in use) prints its wall-clock time (time(), what
+# `date +%s` shows) every second. It is checkpointed once with "then resume" (it goes on),
+# then, cycle after cycle, checkpointed with "then quit" and restored in a new amber process,
+# alternately lazy and copy. After every restore the guest continued where it was (line
+# counter, no restart), both vCPUs' workers verified all their memory again and the serial
+# console echoed a line; at the end the guest's final full verification passes. After the
+# first (lazy) restore amber's background check of every memory.bin digest must pass.
+# Clocks: cycles 1 and 2 wait DELAY (12 s) between checkpoint and restore.
+#   cycle 1, --clock advance: the guest's clock advanced by the real time that passed: it
+#     shows the host's time (as it did before the checkpoint) and its 1-second timers keep
+#     firing;
+#   cycle 2, --clock freeze (the default): the guest's clock continues from the saved time
+#     (it advances only by the time the restored guest has run), so it is behind the host
+#     by about DELAY more than before.
 #
-# The issue asks for 20 cycles. In the nested test machine (TCG) one cycle costs about 10 s
-# when the host is idle and 2-3 times that when it is busy, so `make check` runs
-# AMBER_CKPT_CYCLES=6 (the default here); AMBER_CKPT_CYCLES=20 runs the issue's count (give
-# run-all time: it reads this header's timeout, so run it directly or raise the timeout).
+# The issue asks for 20 cycles. In the nested test machine (TCG) one cycle costs 15-25 s on
+# an idle 2-core host and 60-80 s when other nested machines share it, so by default this
+# test runs cycles until AMBER_CKPT_CYCLES (default 20) are done or AMBER_CKPT_BUDGET
+# seconds (default 150) have passed since the first cycle began, whichever comes first; it
+# always runs at least 3. AMBER_CKPT_BUDGET=0 runs all AMBER_CKPT_CYCLES cycles whatever they
+# take (run it directly, or through run-all with a larger timeout than this header's).
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/ckpt_lib.bash"
 need_kvm
 need_amber
-cycles=${AMBER_CKPT_CYCLES:-6}
+cycles=${AMBER_CKPT_CYCLES:-20}
+budget=${AMBER_CKPT_BUDGET:-150}
+delay=12
 sock=$TMPD/ctl.sock
-MC_TIMEOUT=$((120 + cycles * 40))
+MC_TIMEOUT=$((150 + cycles * 90))
 
-mc_boot "$TMPD/out0" "$sock" 128M 32 init_on_free=1
-mc_wait_n "$TMPD/out0" 2 150 || { mc_tail "$TMPD/out0"; fail "memcheck never started"; }
+mc_boot "$TMPD/out0" "$sock" 128M 8 init_on_free=1
+mc_wait_n "$TMPD/out0" 2 200 || { mc_tail "$TMPD/out0"; fail "memcheck never started"; }
 step "memcheck running"
+t=$(mc_last "$TMPD/out0" t)
+skew=$(($(date +%s) - t))
+echo "host - guest clock before any checkpoint: ${skew}s"
+[ ${skew#-} -le 3 ] || fail "the guest clock is off by ${skew}s before any checkpoint"
 mc_checkpoint "$sock" "$TMPD/ck-resume" || fail "checkpoint (then resume) failed"
 n=$(mc_last "$TMPD/out0" n)
 mc_wait_n "$TMPD/out0" $((n + 2)) 30 || fail "the guest stopped counting after checkpoint --then resume"
 "$AMBER" inspect "$TMPD/ck-resume" | grep '^memory'
 rm -rf "$TMPD/ck-resume"
 
+# check_clock I OUT SAVED RESTORED_AT: the clock checks of cycles 1 and 2
+check_clock() {
+  local i=$1 out=$2 saved=$3 rs=$4 host first d
+  host=$(date +%s)
+  first=$(mc_first "$out" t)
+  echo "cycle $i: saved at guest time $saved, restored at host time $rs, first line: guest $first, host $host"
+  if [ "$i" = 2 ]; then
+    [ $((first - saved)) -ge 0 ] && [ $((first - saved)) -le $((host - rs + 2)) ] ||
+      fail "--clock freeze: guest time went from $saved to $first in $((host - rs))s of running"
+    [ $((host - first - skew)) -ge $((delay - 2)) ] ||
+      fail "--clock freeze: the guest clock ($first) caught up with the host ($host)"
+  else
+    d=$((host - first - skew))
+    [ ${d#-} -le 3 ] || fail "--clock advance: guest time $first, host time $host"
+    n=$(mc_last "$out" n)
+    mc_wait_n "$out" $((n + 3)) 30 || fail "--clock advance: the guest's timers stopped"
+    d=$(($(date +%s) - $(mc_last "$out" t) - skew))
+    [ ${d#-} -le 3 ] || fail "--clock advance: guest time drifted ${d}s from the host's"
+  fi
+}
+
 prev=$TMPD/out0
+start=$SECONDS
 for ((i = 1; i <= cycles; i++)); do
+  if [ "$budget" != 0 ] && [ $i -gt 3 ] &&
+     [ $((SECONDS - start + (SECONDS - start) / (i - 1))) -gt "$budget" ]; then
+    step "the next cycle would not fit in ${budget}s: stopping after $((i - 1)) cycles"
+    break
+  fi
   t0=$SECONDS
   ck=$TMPD/ck$((i % 2))		# alternate: the running guest may be mapped from the other
   mc_checkpoint "$sock" "$ck" --force --then quit || fail "cycle $i: checkpoint failed"
   wait "$MC_PID"; rc=$?
   exec 7>&-
   [ $rc = 0 ] || fail "cycle $i: amber exited $rc after checkpoint --then quit"
+  saved=$(mc_last "$prev" t)
   t1=$SECONDS
   mode=lazy; [ $((i % 2)) = 0 ] && mode=copy
+  clock=freeze; [ $i = 1 ] && clock=advance
+  [ $i -le 2 ] && sleep $delay
   out=$TMPD/out$i
-  mc_restore "$out" "$sock" "$ck" --restore-mode $mode
-  mc_wait_n "$out" 1 60 || { mc_tail "$out"; fail "cycle $i ($mode): the restored guest printed nothing"; }
+  rs=$(date +%s)
+  mc_restore "$out" "$sock" "$ck" --restore-mode $mode --clock $clock
+  mc_wait_n "$out" 1 90 || { mc_tail "$out"; fail "cycle $i ($mode): the restored guest printed nothing"; }
   t2=$SECONDS
   mc_check_continued "$prev" "$out"
+  [ $i -le 2 ] && check_clock $i "$out" "$saved" "$rs"
+  if [ $i = 1 ]; then	# lazy: amber checks memory.bin's digests while the guest runs
+    wait_for "$out" 'memory digests match' 150 ||
+      { mc_tail "$out"; fail "cycle 1: amber never finished checking memory.bin's digests"; }
+  fi
   r0=$(mc_last "$out" r0) r1=$(mc_last "$out" r1)
-  mc_wait_rounds "$out" "$r0" "$r1" 90 ||
+  mc_wait_rounds "$out" "$r0" "$r1" 120 ||
     { mc_tail "$out"; fail "cycle $i ($mode): the workers did not verify all memory again"; }
   mc_send "cycle-$i"
   wait_for "$out" "ECHO: cycle-$i" 20 || fail "cycle $i ($mode): serial input lost"
-  step "cycle $i ($mode): checkpoint+quit $((t1 - t0))s, restore to first line $((t2 - t1))s," \
-    "verified $((SECONDS - t2))s; n=$(mc_first "$out" n)..$(mc_last "$out" n)"
+  step "cycle $i ($mode, clock $clock): checkpoint+quit $((t1 - t0))s, restore to first line" \
+    "$((t2 - t1))s, verified $((SECONDS - t2))s; n=$(mc_first "$out" n)..$(mc_last "$out" n)"
   rm -f "$prev"
   prev=$out
 done
+done=$((i - 1))
 mc_finish "$prev"
 mc_tail "$prev" 2
-echo "PASS ($cycles cycles)"
+echo "PASS ($done cycles of $cycles, $(((SECONDS - start) / done))s each)"

@@ -52,11 +52,23 @@ gdb_bg() {
   PIDS+=("$GDB_PID")
 }
 
-# gdb_wait: wait for gdb, show its output; sets GDB_RC.
+# gdb_wait: wait for gdb, show its output, collect the NAME=VALUE pairs it printed (val);
+# sets GDB_RC.
+declare -A GDB_VALS
 gdb_wait() {
+  local line tok toks
   wait "$GDB_PID"
   GDB_RC=$?
-  sed 's/^/gdb| /' "$GDB_OUT"
+  # bash builtins only: every process costs ~0.1 s in the nested machine
+  while IFS= read -r line; do
+    echo "gdb| $line"
+    read -ra toks <<<"$line"
+    for tok in "${toks[@]}"; do
+      if [[ $tok =~ ^([A-Za-z0-9-]+)=(.*)$ ]] && [ -z "${GDB_VALS[${BASH_REMATCH[1]}]+set}" ]; then
+        GDB_VALS[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
+      fi
+    done
+  done <"$GDB_OUT"
 }
 
 # gdb_fg SECONDS GDB-ARGS...: gdb_bg + gdb_wait.
@@ -70,8 +82,8 @@ amber_wait() {
   tr -d '\r' <"$SERIAL" | sed 's/^/guest| /'
 }
 
-# val NAME: the value gdb printed as NAME=VALUE (first occurrence) in $GDB_OUT.
-val() { sed -n "s/.*\<$1=\([^ ]*\).*/\1/p" "$GDB_OUT" | head -n1; }
+# val NAME: the value gdb printed as NAME=VALUE (first occurrence), after gdb_wait.
+val() { echo "${GDB_VALS[$1]:-}"; }
 
 # expect_eq WHAT A B: fail unless A = B (as numbers when both are).
 expect_eq() {

@@ -76,6 +76,15 @@ static void nvme_dbfd_ready(void *opaque, int fd, uint32_t events)
 	}
 	nvme_irq_flush(c);
 	pthread_mutex_unlock(&c->lock);
+	/*
+	 * Backends that finish inside io_uring_submit (page cache hits, RAM
+	 * disks) have their completions ready now: post them on this pass
+	 * rather than on the next turn of the loop. Without the lock, which
+	 * the completions take.
+	 */
+	if (!d->cq)
+		for (unsigned i = 0; i < c->nns; i++)
+			block_poll(c->ns[i].blk, false);
 }
 
 static int nvme_dbfd_open(struct nvme_ctrl *c, struct nvme_dbfd *d)
