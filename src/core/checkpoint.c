@@ -6,16 +6,19 @@
  * MMIO exit is completed by KVM first, see vcpu_park_if_requested); quiesce
  * devices in creation order so no DMA changes RAM while it is written; read
  * vCPU state (x86_vcpu_state_get: MP state first, events last), the VM's
- * irqchip/PIT/clock, device sections, disk identities; write everything with
- * snap_write (temporary directory, fsync, rename). Devices resume, then the
- * vCPUs as asked (resume, stay stopped, or quit).
+ * irqchip/PIT/clock, device sections, disk identities; copy guest RAM into
+ * the temporary directory (snap_write_begin). Devices resume; with "then
+ * resume" the vCPUs too, before memory.bin and vm.json are fsync'd and
+ * renamed into place (snap_write_commit); "stop" and "quit" wait for that.
  *
  * Restore: everything is validated before anything is loaded (snap_open,
  * snap_check_all, and the device list compared with the machine just built);
  * then memory (lazy MAP_PRIVATE or copy), vCPU state (CPUID was set at vCPU
  * creation, before anything else), the VM state (irqchip before the LAPICs
  * deliver anything; the clock last but one), device sections last, because
- * devices may look at guest RAM (NVMe queues) when they load.
+ * devices may look at guest RAM (NVMe queues) when they load. --clock advance
+ * moves the guest TSC, kvmclock and the RTC's time on by the real time since
+ * the checkpoint. Lazy restores check memory digests in the background.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -439,6 +442,33 @@ void checkpoint_vm_destroy(struct vm *vm)
 	}
 }
 
+/*
+ * --clock advance for the CMOS RTC: its saved state holds the guest's UTC as
+ * "time_s" + "time_ns" (src/hw/rtc.c, the architectural time, not a host
+ * timestamp); a copy with that time moved on by ns. NULL: use the original.
+ */
+static json_t *rtc_state_advanced(const json_t *state, uint64_t ns)
+{
+	uint64_t s = 0, sub = 0;
+	json_t *copy;
+
+	if (snap_json_to_u64(json_object_get(state, "time_s"), &s) ||
+	    snap_json_to_u64(json_object_get(state, "time_ns"), &sub) || sub >= 1000000000ULL)
+		return NULL;
+	copy = json_deep_copy(state);
+	if (!copy)
+		return NULL;
+	sub += ns % 1000000000ULL;
+	s += ns / 1000000000ULL + sub / 1000000000ULL;
+	sub %= 1000000000ULL;
+	if (json_object_set_new(copy, "time_s", snap_json_u64(s)) ||
+	    json_object_set_new(copy, "time_ns", snap_json_u64(sub))) {
+		json_decref(copy);
+		return NULL;
+	}
+	return copy;
+}
+
 int checkpoint_restore(struct vm *vm, struct snap_doc *doc, char *err, size_t errlen)
 {
 	const json_t *vcpus = json_object_get(doc->root, "vcpus");
@@ -501,10 +531,17 @@ int checkpoint_restore(struct vm *vm, struct snap_doc *doc, char *err, size_t er
 	}
 	json_array_foreach(devs, i, e) {
 		struct device *d = device_find(&vm->machine, json_string_value(json_object_get(e, "id")));
+		json_t *state = json_object_get(e, "state"), *moved = NULL;
 		uint64_t ver = 0;
 
 		snap_json_to_u64(json_object_get(e, "version"), &ver);
-		ret = d->cls->load(d, json_object_get(e, "state"), (uint32_t)ver);
+		if (elapsed && !strcmp(d->cls->name, "rtc")) {
+			moved = rtc_state_advanced(state, elapsed);
+			if (moved)
+				state = moved;
+		}
+		ret = d->cls->load(d, state, (uint32_t)ver);
+		json_decref(moved);
 		if (ret < 0) {
 			snprintf(err, errlen, "loading device %s (%s): %s", d->id, d->cls->name, strerror(-ret));
 			return ret;

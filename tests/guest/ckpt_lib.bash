@@ -62,6 +62,20 @@ mc_lines() {
 # step MESSAGE: a progress line with the seconds since the test started.
 step() { echo "[${SECONDS}s] $*"; }
 
+# mc_rtc OUT TOKEN: ask the guest for its CMOS RTC time (scenario: a line "rtc..." is answered
+# "RTC rtc... SECONDS"); sets MC_RTC to SECONDS and MC_SEEN to the host's time when the
+# answer came (call it directly, not in $(...)).
+mc_rtc() {
+  local i v
+  mc_send "$2"
+  for ((i = 0; i < 150; i++)); do
+    v=$(mc_lines "$1" | sed -n "s/^RTC $2 \([0-9][0-9]*\)\$/\1/p")
+    [ -n "$v" ] && { MC_SEEN=$EPOCHSECONDS; MC_RTC=$v; return 0; }
+    sleep 0.2
+  done
+  return 1
+}
+
 # mc_last OUT KEY: KEY's value in the last "MEMCHECK OK" line (n, t, r0, c0, r1, c1).
 mc_last() {
   mc_lines "$1" | grep '^MEMCHECK OK ' | tail -n1 | tr ' ' '\n' | sed -n "s/^$2=//p"
@@ -71,12 +85,13 @@ mc_first() {
   mc_lines "$1" | grep '^MEMCHECK OK ' | head -n1 | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
 
-# mc_wait_n OUT N SECONDS: until a "MEMCHECK OK n=N" (or later) line.
+# mc_wait_n OUT N SECONDS: until a "MEMCHECK OK n=N" (or later) line; MC_SEEN is the host's
+# time (s) when it was seen.
 mc_wait_n() {
   local i v
   for ((i = 0; i < $3 * 5; i++)); do
     v=$(mc_last "$1" n)
-    [ -n "$v" ] && [ "$v" -ge "$2" ] && return 0
+    [ -n "$v" ] && [ "$v" -ge "$2" ] && { MC_SEEN=$EPOCHSECONDS; return 0; }
     grep -q 'MEMCHECK FAIL' "$1" && return 1
     kill -0 "$MC_PID" 2>/dev/null || return 1
     sleep 0.2

@@ -241,6 +241,30 @@ static void test_fadt_boot_arch_and_cluster_mode_follow_config(void **state)
 	placed_free(&p);
 }
 
+static void test_fadt_without_pm_timer_has_zero_length_and_no_x_block(void **state)
+{
+	struct acpi_config cfg;
+	struct placed p;
+	struct acpi_walk w;
+	const uint8_t *f;
+
+	acpi_config_init(&cfg, 1);
+	cfg.pm_tmr_port = 0;
+	place_cfg(&cfg, &p);
+	acpi_walk(&p.g, p.rsdp, &w);
+	f = gptr(&p.g, w.fadt, 276);
+	assert_int_equal(le(f + 76, 4), 0);		/* PM_TMR_BLK */
+	assert_int_equal(f[91], 0);			/* PM_TMR_LEN: no timer (ACPI 5.0A) */
+	for (int i = 208; i < 220; i++)			/* X_PM_TMR_BLK: all zero */
+		assert_int_equal(f[i], 0);
+	assert_false(le(f + 112, 4) & (1u << 15));	/* USE_PLATFORM_CLOCK */
+	assert_false(le(f + 112, 4) & (1u << 8));	/* TMR_VAL_EXT */
+	/* the rest of the PM block is still there */
+	assert_int_equal(le(f + 56, 4), PORT_ACPI_PM_BASE);
+	assert_int_equal(le(f + 64, 4), PORT_ACPI_PM_BASE + 4);
+	placed_free(&p);
+}
+
 static const uint8_t *find_bytes(const uint8_t *hay, size_t n, const void *needle, size_t m)
 {
 	return memmem(hay, n, needle, m);
@@ -738,6 +762,7 @@ int main(void)
 		cmocka_unit_test(test_madt_uses_x2apic_entries_for_large_apic_ids),
 		cmocka_unit_test(test_fadt_describes_pm_block_sci_and_reset_register),
 		cmocka_unit_test(test_fadt_boot_arch_and_cluster_mode_follow_config),
+		cmocka_unit_test(test_fadt_without_pm_timer_has_zero_length_and_no_x_block),
 		cmocka_unit_test(test_dsdt_s5_carries_the_pm_device_slp_typ),
 		cmocka_unit_test(test_dsdt_has_fw_cfg_and_com2_only_when_configured),
 		cmocka_unit_test(test_dsdt_describes_64bit_window_only_when_configured),

@@ -227,6 +227,47 @@ static void test_iasl_accepts_tables_for_64_cpus(void **state)
 	check_placed_tables(64);
 }
 
+/*
+ * Direct Linux boot leaves the PM timer out of the FADT (src/core/platform.c):
+ * iasl still decodes it cleanly, and ACPICA's own loader takes it without an
+ * error or warning (the timer is optional since ACPI 5.0A).
+ */
+static void test_iasl_and_acpiexec_accept_a_fadt_without_pm_timer(void **state)
+{
+	struct acpi_config cfg;
+	struct acpi_tables t;
+	struct acpi_walk w;
+	struct gmem g;
+	uint64_t rsdp;
+	char *dsl, *out;
+	int rc;
+
+	acpi_config_init(&cfg, 1);
+	cfg.pm_tmr_port = 0;
+	assert_int_equal(acpi_build(&cfg, &t), 0);
+	g.base = PLACE_BASE;
+	g.size = acpi_place_size(&t);
+	g.mem = calloc(1, g.size);
+	assert_non_null(g.mem);
+	assert_int_equal(acpi_place(&t, PLACE_BASE, g.mem, g.size, &rsdp), 0);
+	acpi_walk(&g, rsdp, &w);
+	dsl = iasl_round_trip("facp_notmr", gptr(&g, w.fadt, 276), 276);
+	if (!strstr(dsl, "PM Timer Block Length : 00"))
+		fail_msg("iasl does not show a zero PM timer length:\n%s", dsl);
+	free(dsl);
+	write_file("dsdt_notmr.dat", gptr(&g, w.dsdt, 36), le(gptr(&g, w.dsdt, 8) + 4, 4));
+	write_file("facp_notmr.dat", gptr(&g, w.fadt, 276), 276);
+	if (tool_in_path("acpiexec")) {
+		rc = run(&out, "acpiexec -b 'evaluate _S5' dsdt_notmr.dat facp_notmr.dat");
+		if (rc != 0 || strstr(out, "ACPI Error") || strstr(out, "ACPI Warning") ||
+		    !strstr(out, "Evaluation of \\_S5 returned object"))
+			fail_msg("acpiexec: exit %d\n%s", rc, out);
+		free(out);
+	}
+	free(g.mem);
+	acpi_tables_free(&t);
+}
+
 /* The RSDP written as iasl data-table source compiles to exactly our bytes. */
 static void test_iasl_compiles_rsdp_source_to_our_bytes(void **state)
 {
@@ -281,6 +322,7 @@ int main(void)
 		cmocka_unit_test(test_iasl_accepts_tables_for_2_cpus),
 		cmocka_unit_test(test_iasl_accepts_tables_for_64_cpus),
 		cmocka_unit_test(test_iasl_compiles_rsdp_source_to_our_bytes),
+		cmocka_unit_test(test_iasl_and_acpiexec_accept_a_fadt_without_pm_timer),
 	};
 	int ret;
 

@@ -169,6 +169,22 @@ static bool wait_posted(struct drv *d, unsigned qid, struct nvme_cqe *e)
 	return false;
 }
 
+/* CQ qid's head as the controller sees it, once it reaches want (or after 1 s). */
+static uint16_t cq_head_wait(struct drv *d, unsigned qid, uint16_t want)
+{
+	uint16_t h = 0;
+
+	for (int i = 0; i < 2000; i++) {
+		pthread_mutex_lock(&d->c->lock);
+		h = d->c->cq[qid].head;
+		pthread_mutex_unlock(&d->c->lock);
+		if (h == want)
+			break;
+		usleep(500);
+	}
+	return h;
+}
+
 /* ---- doorbells ----------------------------------------------------------------------------- */
 
 static void test_io_doorbells_use_ioeventfd_only_with_shadow_doorbells(void **state)
@@ -208,11 +224,7 @@ static void test_io_doorbells_use_ioeventfd_only_with_shadow_doorbells(void **st
 	drv_consume(d, 1, false);
 	__atomic_store_n(&dbs[3], 1, __ATOMIC_SEQ_CST);
 	assert_true(ring(d, NVME_REG_DBS + 12, 1));
-	for (int i = 0; i < 2000 && d->c->cq[1].head != 1; i++)
-		usleep(500);
-	pthread_mutex_lock(&d->c->lock);
-	assert_int_equal(d->c->cq[1].head, 1);
-	pthread_mutex_unlock(&d->c->lock);
+	assert_int_equal(cq_head_wait(d, 1, 1), 1);
 
 	/* deleting the queues drops their doorbells */
 	cmd = (struct nvme_cmd){ .opc = NVME_ADM_DELETE_SQ, .cdw10 = 1 };

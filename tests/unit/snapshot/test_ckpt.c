@@ -344,6 +344,30 @@ static void test_next_checkpoint_removes_what_dead_writers_left(void **state)
 	assert_int_equal(count_leftovers(c), 0);
 }
 
+static void test_target_is_checked_before_anything_is_written(void **state)
+{
+	struct ck *c = *state;
+	char err[512] = "", p[160];
+	bool exists = true;
+
+	assert_int_equal(snap_check_target(c->dir, 0, &exists, err, sizeof(err)), 0);
+	assert_false(exists);
+	snprintf(p, sizeof(p), "%s/no/such/ck", c->base);
+	assert_int_equal(snap_check_target(p, 0, NULL, err, sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "cannot create it in"));
+	write_ok(c, 0);
+	assert_int_equal(snap_check_target(c->dir, 0, &exists, err, sizeof(err)), -EEXIST);
+	assert_true(exists);
+	assert_non_null(strstr(err, "already exists (use --force to replace it)"));
+	assert_int_equal(snap_check_target(c->dir, SNAP_FORCE, NULL, err, sizeof(err)), 0);
+	snprintf(p, sizeof(p), "%s/plain-file", c->base);
+	close(open(p, O_CREAT | O_WRONLY, 0644));
+	assert_int_equal(snap_check_target(p, SNAP_FORCE, NULL, err, sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "is not a checkpoint"));
+	unlink(p);
+	assert_int_equal(count_leftovers(c), 0);
+}
+
 static void test_begun_checkpoint_is_not_a_checkpoint_until_commit(void **state)
 {
 	struct ck *c = *state;
@@ -1014,6 +1038,7 @@ int main(void)
 		T(test_force_never_replaces_a_directory_that_is_not_a_checkpoint),
 		T(test_crash_leftover_temp_dir_is_never_a_checkpoint),
 		T(test_next_checkpoint_removes_what_dead_writers_left),
+		T(test_target_is_checked_before_anything_is_written),
 		T(test_begun_checkpoint_is_not_a_checkpoint_until_commit),
 		T(test_disk_full_keeps_the_previous_checkpoint),
 		T(test_damaged_documents_are_refused_with_named_fields),
