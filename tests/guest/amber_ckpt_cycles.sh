@@ -91,12 +91,13 @@ for ((i = 1; i <= cycles; i++)); do
   exec 7>&-
   [ $rc = 0 ] || fail "cycle $i: amber exited $rc after checkpoint --then quit"
   saved=$(mc_last "$prev" t)
-  t1=$SECONDS
   mode=lazy; [ $((i % 2)) = 0 ] && mode=copy
   clock=freeze; [ $i = 1 ] && clock=advance
+  t1=$SECONDS
   [ $i -le 2 ] && sleep $delay
   out=$TMPD/out$i
   rs=$(date +%s)
+  tr=$SECONDS
   mc_restore "$out" "$sock" "$ck" --restore-mode $mode --clock $clock
   mc_wait_n "$out" 1 90 || { mc_tail "$out"; fail "cycle $i ($mode): the restored guest printed nothing"; }
   t2=$SECONDS
@@ -112,7 +113,7 @@ for ((i = 1; i <= cycles; i++)); do
   mc_send "cycle-$i"
   wait_for "$out" "ECHO: cycle-$i" 20 || fail "cycle $i ($mode): serial input lost"
   step "cycle $i ($mode, clock $clock): checkpoint+quit $((t1 - t0))s, restore to first line" \
-    "$((t2 - t1))s, verified $((SECONDS - t2))s; n=$(mc_first "$out" n)..$(mc_last "$out" n)"
+    "$((t2 - tr))s, verified $((SECONDS - t2))s; n=$(mc_first "$out" n)..$(mc_last "$out" n)"
   rm -f "$prev"
   prev=$out
 done
