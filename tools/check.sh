@@ -112,7 +112,7 @@ elif [ -z "$nested_missing" ]; then
   how="in the nested test machine (no usable KVM here: $why_no_kvm)"
   echo "running guest tests $how"
   "$REPO/tests/kvmbox/run" --kit "$BUILD/guest-kit" --share "$BUILD" \
-    --timeout "${AMBER_KVMBOX_TIMEOUT:-1500}" --log "$BUILD/kvmbox/serial-check.log" \
+    --timeout "${AMBER_KVMBOX_TIMEOUT:-3600}" --log "$BUILD/kvmbox/serial-check.log" \
     -- "$REPO/tests/guest/run-all" "$BUILD" 2>&1 | tee "$results"
 else
   reason="$why_no_kvm; no nested test machine either (missing:$nested_missing)"
