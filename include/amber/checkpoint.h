@@ -65,7 +65,9 @@ int checkpoint_restore(struct vm *vm, struct snap_doc *doc, char *err, size_t er
  * checkpoint_open, before anything is loaded (exit 2 on a mismatch). Lazy
  * mode cannot without reading all of memory.bin first, which is what it
  * avoids: checkpoint_restore starts a thread that checks every chunk while
- * the guest runs; a mismatch is logged with the chunk named and stops the
+ * the guest runs, on CPU time nothing else wants (SCHED_IDLE: on a host whose
+ * CPUs are all busy the check ends late); a mismatch is logged with the
+ * chunk named and stops the
  * VM (STOP and CHECKPOINT_CORRUPT events) when there is a control socket,
  * else ends amber with exit code 3. checkpoint_vm_destroy stops that thread
  * (vm_destroy calls it first).

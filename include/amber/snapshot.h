@@ -82,7 +82,7 @@ int memimg_check_file(int fd, const struct memimg *mi, char *err, size_t errlen)
 int memimg_verify(int fd, const struct memimg *mi, char *err, size_t errlen);
 /*
  * Background verification, for lazy restore (the guest runs on pages mapped
- * from memory.bin while every chunk digest is checked): a thread (nice 10)
+ * from memory.bin while every chunk digest is checked): a thread (SCHED_IDLE)
  * reads memory.bin (fd, mi stay valid until memimg_verify_stop) and calls
  * done(opaque) on that thread when it is finished, whatever the outcome;
  * memimg_verify_result then gives memimg_verify's return value and message

@@ -119,6 +119,13 @@ static void parent_of(const char *path, char *buf, size_t len)
 		snprintf(buf, len, "%.*s", (int)(slash - path), path);
 }
 
+/* "ck/" is "ck": the temporary directory goes next to it, never inside. */
+static void strip_trailing_slashes(char *path)
+{
+	for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
+		path[n - 1] = '\0';
+}
+
 /* Remove a checkpoint-shaped directory: its two files, then itself. */
 static void remove_ckpt_dir(const char *dir)
 {
@@ -245,7 +252,7 @@ void snap_pending_sizes(const struct snap_pending *p, uint64_t *ram_bytes,
 
 int snap_check_target(const char *dir, unsigned flags, bool *exists, char *err, size_t errlen)
 {
-	char path[PATH_MAX], parent[PATH_MAX];
+	char path[PATH_MAX], parent[PATH_MAX], self[PATH_MAX];
 	struct stat st;
 	bool there;
 	int e = 0;
@@ -255,6 +262,9 @@ int snap_check_target(const char *dir, unsigned flags, bool *exists, char *err, 
 		snprintf(err, errlen, "checkpoint %.64s...: path too long", dir);
 		return -ENAMETOOLONG;
 	}
+	snprintf(self, sizeof(self), "%s", dir);
+	strip_trailing_slashes(self);
+	dir = self;
 	there = lstat(dir, &st) == 0;
 	if (exists)
 		*exists = there;
@@ -303,6 +313,8 @@ int snap_write_begin(const char *dir, json_t *doc, const struct guest_mem *gm, u
 	if (ret)
 		goto fail;
 	snprintf(p->dir, sizeof(p->dir), "%s", dir);
+	strip_trailing_slashes(p->dir);
+	dir = p->dir;
 	remove_stale_temps(dir);
 	snprintf(p->tmp, sizeof(p->tmp), "%s" SNAP_TMP_INFIX "XXXXXX", dir);
 	if (!mkdtemp(p->tmp)) {

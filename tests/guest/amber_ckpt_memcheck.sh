@@ -13,6 +13,7 @@
 # (checkpoint --then resume, many cycles, copy mode: amber_ckpt_cycles; clocks:
 # amber_ckpt_clock; kill -9 and ENOSPC: amber_ckpt_crash, amber_ckpt_enospc.)
 . "$(dirname "$0")/lib.bash"
+[ "${AMBER_SLOW_TESTS:-0}" = 1 ] || skip "slow (200 MiB verified twice per vCPU; 3-7 min nested) and load-sensitive: run with AMBER_SLOW_TESTS=1"
 . "$(dirname "$0")/ckpt_lib.bash"
 need_kvm
 need_amber

@@ -6,6 +6,8 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +113,151 @@ static int kfile_read(const struct kfile *f, uint64_t off, void *dst, uint64_t l
 		len -= (uint64_t)n;
 	}
 	return 0;
+}
+
+/*
+ * The image reads of one boot (kernel segments, initrd), queued, then done
+ * by up to KLOAD_THREADS threads at once in KLOAD_CHUNK pieces. Copying
+ * 15-50 MiB from the page cache into fresh guest RAM is most of amber's
+ * start-up; it is CPU-bound (page faults, zeroing, copy), so it scales with
+ * the host CPUs that are free at that moment.
+ */
+#define KLOAD_CHUNK   (2u << 20)	/* a transparent huge page of guest RAM */
+#define KLOAD_THREADS 4
+#define KLOAD_FILES   2		/* kernel and initrd */
+
+struct kload_range {
+	const struct kfile *f;
+	uint64_t off;
+	uint8_t *dst;
+	uint64_t len;
+};
+
+struct kload {
+	struct kfile files[KLOAD_FILES];	/* opened for the loader, closed by kload_free */
+	int nfiles;
+	struct kload_range *r;
+	int n, cap;
+	/* work distribution while running */
+	pthread_mutex_t lock;
+	int next_range;
+	uint64_t next_off;
+	int ret;
+	char err[256];
+};
+
+static void kload_init(struct kload *kl)
+{
+	memset(kl, 0, sizeof(*kl));
+	for (int i = 0; i < KLOAD_FILES; i++)
+		kl->files[i].fd = -1;
+}
+
+static void kload_free(struct kload *kl)
+{
+	for (int i = 0; i < kl->nfiles; i++)
+		kfile_close(&kl->files[i]);
+	free(kl->r);
+	kl->r = NULL;
+	kl->n = kl->cap = kl->nfiles = 0;
+}
+
+/* Queue: len bytes of f at off into dst (guest RAM the caller checked). */
+static int kload_add(struct kload *kl, const struct kfile *f, uint64_t off, uint8_t *dst, uint64_t len)
+{
+	if (!len)
+		return 0;
+	if (kl->n == kl->cap) {
+		int cap = kl->cap ? 2 * kl->cap : 8;
+		struct kload_range *r = realloc(kl->r, (size_t)cap * sizeof(*r));
+
+		if (!r)
+			return -ENOMEM;
+		kl->r = r;
+		kl->cap = cap;
+	}
+	kl->r[kl->n++] = (struct kload_range){ f, off, dst, len };
+	return 0;
+}
+
+/* Claim the next piece: ends on a KLOAD_CHUNK boundary of the destination. */
+static bool kload_claim(struct kload *kl, struct kload_range *piece)
+{
+	bool got = false;
+
+	pthread_mutex_lock(&kl->lock);
+	while (kl->ret == 0 && kl->next_range < kl->n) {
+		const struct kload_range *r = &kl->r[kl->next_range];
+		uint64_t rem = r->len - kl->next_off;
+		uint8_t *dst = r->dst + kl->next_off;
+		uint64_t room = KLOAD_CHUNK - ((uintptr_t)dst & (KLOAD_CHUNK - 1));
+
+		if (rem == 0) {
+			kl->next_range++;
+			kl->next_off = 0;
+			continue;
+		}
+		*piece = (struct kload_range){ r->f, r->off + kl->next_off, dst, rem < room ? rem : room };
+		kl->next_off += piece->len;
+		got = true;
+		break;
+	}
+	pthread_mutex_unlock(&kl->lock);
+	return got;
+}
+
+static void *kload_worker(void *arg)
+{
+	struct kload *kl = arg;
+	struct kload_range p;
+	char err[256];
+
+	while (kload_claim(kl, &p)) {
+		int ret = kfile_read(p.f, p.off, p.dst, p.len, err, sizeof(err));
+
+		if (ret < 0) {
+			pthread_mutex_lock(&kl->lock);
+			if (kl->ret == 0) {
+				kl->ret = ret;
+				snprintf(kl->err, sizeof(kl->err), "%s", err);
+			}
+			pthread_mutex_unlock(&kl->lock);
+		}
+	}
+	return NULL;
+}
+
+/* Do every queued read; the first failure is returned with its message. */
+static int kload_run(struct kload *kl, char *err, size_t errlen)
+{
+	pthread_t th[KLOAD_THREADS - 1];
+	uint64_t total = 0;
+	unsigned nthreads = 1, started = 0;
+	cpu_set_t cpus;
+
+	for (int i = 0; i < kl->n; i++)
+		total += kl->r[i].len;
+	if (sched_getaffinity(0, sizeof(cpus), &cpus) == 0)
+		nthreads = (unsigned)CPU_COUNT(&cpus);
+	if (nthreads > KLOAD_THREADS)
+		nthreads = KLOAD_THREADS;
+	if (nthreads > total / KLOAD_CHUNK)
+		nthreads = total / KLOAD_CHUNK ? (unsigned)(total / KLOAD_CHUNK) : 1;
+	pthread_mutex_init(&kl->lock, NULL);
+	kl->next_range = 0;
+	kl->next_off = 0;
+	kl->ret = 0;
+	/* The calling thread works too; a thread that cannot start is not needed. */
+	for (unsigned i = 0; i + 1 < nthreads; i++)
+		if (pthread_create(&th[started], NULL, kload_worker, kl) == 0)
+			started++;
+	kload_worker(kl);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&kl->lock);
+	if (kl->ret < 0)
+		snprintf(err, errlen, "%s", kl->err);
+	return kl->ret;
 }
 
 static bool is_bzimage(const uint8_t *k, size_t len)
@@ -286,34 +433,36 @@ static uint64_t low_ram_end(const struct guest_mem *gm)
 	return 0;
 }
 
-/* Place the initrd as high as allowed below max_addr (inclusive limit). */
-static int boot_load_initrd(const struct guest_mem *gm, const char *initrd, uint64_t kernel_end,
-			    uint64_t max_addr, uint64_t *addr, uint64_t *size, char *err, size_t errlen)
+/* Place the initrd as high as allowed below max_addr (inclusive limit); its read is queued on kl. */
+static int boot_load_initrd(const struct guest_mem *gm, struct kload *kl, const char *initrd,
+			    uint64_t kernel_end, uint64_t max_addr, uint64_t *addr, uint64_t *size,
+			    char *err, size_t errlen)
 {
-	struct kfile f;
+	struct kfile *f = &kl->files[kl->nfiles];
 	uint64_t top = low_ram_end(gm), at, len;
 	uint8_t *dst;
-	int ret = kfile_open(&f, initrd, err, errlen);
+	int ret = kfile_open(f, initrd, err, errlen);
 
 	if (ret < 0)
 		return ret;
-	len = f.size;
+	kl->nfiles++;		/* closed by kload_free */
+	len = f->size;
 	if (top > max_addr + 1)
 		top = max_addr + 1;
 	if (len > top || ((top - len) & ~0xfffULL) < kernel_end) {
 		snprintf(err, errlen, "initrd %s (%llu bytes) does not fit in guest memory below %#llx "
 			 "with the kernel: give the guest more --memory", initrd, (unsigned long long)len,
 			 (unsigned long long)top);
-		kfile_close(&f);
 		return -E2BIG;
 	}
 	at = (top - len) & ~0xfffULL;
 	/* In low RAM by construction (kernel_end <= at, at + len <= top). */
 	dst = gmem_ptr(gm, at, len);
-	ret = dst ? kfile_read(&f, 0, dst, len, err, errlen) : -E2BIG;
-	if (!dst)
+	if (!dst) {
 		snprintf(err, errlen, "initrd %s: no guest RAM at %#llx", initrd, (unsigned long long)at);
-	kfile_close(&f);
+		return -E2BIG;
+	}
+	ret = kload_add(kl, f, 0, dst, len);
 	if (ret < 0)
 		return ret;
 	*addr = at;
@@ -321,8 +470,8 @@ static int boot_load_initrd(const struct guest_mem *gm, const char *initrd, uint
 	return 0;
 }
 
-static int boot_load_bzimage(const struct guest_mem *gm, const struct kfile *f, const uint8_t *k,
-			     const char *initrd, const char *cmdline,
+static int boot_load_bzimage(const struct guest_mem *gm, struct kload *kl, const struct kfile *f,
+			     const uint8_t *k, const char *initrd, const char *cmdline,
 			     uint64_t rsdp, struct boot_info *out, char *err, size_t errlen)
 {
 	const char *path = f->path;
@@ -364,8 +513,7 @@ static int boot_load_bzimage(const struct guest_mem *gm, const struct kfile *f, 
 	bp.hdr.vid_mode = 0xffff;
 	gmem_write(gm, BOOT_CMDLINE_ADDR, cmdline ? cmdline : "", cl + 1);
 	/* kernel_end <= low RAM end was checked above, so the range is RAM. */
-	ret = kfile_read(f, setup_len, gmem_ptr(gm, BOOT_KERNEL_ADDR, kernel_size), kernel_size,
-			 err, errlen);
+	ret = kload_add(kl, f, setup_len, gmem_ptr(gm, BOOT_KERNEL_ADDR, kernel_size), kernel_size);
 	if (ret < 0)
 		return ret;
 
@@ -375,7 +523,7 @@ static int boot_load_bzimage(const struct guest_mem *gm, const struct kfile *f, 
 		initrd_max = kh->initrd_addr_max ? kh->initrd_addr_max : 0x37ffffff;
 		if (bp.hdr.xloadflags & XLF_CAN_BE_LOADED_ABOVE_4G)
 			initrd_max = 0xffffffffULL;
-		ret = boot_load_initrd(gm, initrd, kernel_end, initrd_max, &addr, &size, err, errlen);
+		ret = boot_load_initrd(gm, kl, initrd, kernel_end, initrd_max, &addr, &size, err, errlen);
 		if (ret < 0)
 			return ret;
 		bp.hdr.ramdisk_image = (uint32_t)addr;
@@ -399,8 +547,8 @@ static int boot_load_bzimage(const struct guest_mem *gm, const struct kfile *f, 
 	return 0;
 }
 
-static int boot_load_pvh(const struct guest_mem *gm, const struct kfile *f, uint64_t entry,
-			 const char *initrd, const char *cmdline,
+static int boot_load_pvh(const struct guest_mem *gm, struct kload *kl, const struct kfile *f,
+			 uint64_t entry, const char *initrd, const char *cmdline,
 			 uint64_t rsdp, struct boot_info *out, char *err, size_t errlen)
 {
 	const char *path = f->path;
@@ -438,7 +586,7 @@ static int boot_load_pvh(const struct guest_mem *gm, const struct kfile *f, uint
 			ret = -EINVAL;
 			break;
 		}
-		ret = kfile_read(f, ph->p_offset, dst, ph->p_filesz, err, errlen);
+		ret = kload_add(kl, f, ph->p_offset, dst, ph->p_filesz);
 		if (ret < 0)
 			break;
 		memset(dst + ph->p_filesz, 0, ph->p_memsz - ph->p_filesz);
@@ -460,7 +608,8 @@ static int boot_load_pvh(const struct guest_mem *gm, const struct kfile *f, uint
 	gmem_write(gm, BOOT_CMDLINE_ADDR, cmdline ? cmdline : "", cl + 1);
 	if (initrd) {
 		uint64_t addr, size;
-		int ret = boot_load_initrd(gm, initrd, kernel_end, 0xffffffffULL, &addr, &size, err, errlen);
+		ret = boot_load_initrd(gm, kl, initrd, kernel_end, 0xffffffffULL, &addr, &size, err,
+				       errlen);
 
 		if (ret < 0)
 			return ret;
@@ -492,20 +641,28 @@ int boot_load_linux(const struct guest_mem *gm, const char *kernel, const char *
 		    char *err, size_t errlen)
 {
 	uint8_t head[KHEAD_LEN];
-	struct kfile f;
+	struct kload kl;
+	struct kfile *f;
 	uint64_t entry;
-	int ret = kfile_open(&f, kernel, err, errlen);
+	int ret;
 
+	kload_init(&kl);
+	f = &kl.files[kl.nfiles];
+	ret = kfile_open(f, kernel, err, errlen);
 	if (ret < 0)
 		return ret;
-	if (kfile_is_bzimage(&f, head))
-		ret = boot_load_bzimage(gm, &f, head, initrd, cmdline, rsdp, out, err, errlen);
-	else if ((entry = pvh_entry(&f)) != 0)
-		ret = boot_load_pvh(gm, &f, entry, initrd, cmdline, rsdp, out, err, errlen);
+	kl.nfiles++;
+	if (kfile_is_bzimage(f, head))
+		ret = boot_load_bzimage(gm, &kl, f, head, initrd, cmdline, rsdp, out, err, errlen);
+	else if ((entry = pvh_entry(f)) != 0)
+		ret = boot_load_pvh(gm, &kl, f, entry, initrd, cmdline, rsdp, out, err, errlen);
 	else {
 		snprintf(err, errlen, "kernel %s: not a Linux bzImage nor an ELF vmlinux with a PVH note", kernel);
 		ret = -EINVAL;
 	}
-	kfile_close(&f);
+	/* The images themselves: kernel and initrd together, in parallel. */
+	if (ret == 0)
+		ret = kload_run(&kl, err, errlen);
+	kload_free(&kl);
 	return ret;
 }

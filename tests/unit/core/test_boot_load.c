@@ -58,6 +58,34 @@ static void make_bzimage(char *path, uint32_t init_size)
 	write_file(path, img, sizeof(img));
 }
 
+/* Like make_bzimage with a payload of payload_len bytes, written without a big buffer. */
+static void make_big_bzimage(char *path, size_t payload_len)
+{
+	uint8_t hdr[(SETUP_SECTS + 1) * 512], buf[65536];
+	uint16_t ver = 0x20f, xlf = XLF_KERNEL_64;
+	uint32_t init_size = (uint32_t)payload_len;
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	memset(hdr, 0, sizeof(hdr));
+	hdr[0x1f1] = SETUP_SECTS;
+	hdr[0x201] = 0x6a;
+	memcpy(hdr + 0x202, "HdrS", 4);
+	memcpy(hdr + 0x206, &ver, 2);
+	memcpy(hdr + 0x236, &xlf, 2);
+	memcpy(hdr + 0x260, &init_size, 4);
+	assert_int_equal(write(fd, hdr, sizeof(hdr)), (ssize_t)sizeof(hdr));
+	for (size_t done = 0; done < payload_len;) {
+		size_t n = payload_len - done < sizeof(buf) ? payload_len - done : sizeof(buf);
+
+		for (size_t i = 0; i < n; i++)
+			buf[i] = pattern(done + i, 4);
+		assert_int_equal(write(fd, buf, n), (ssize_t)n);
+		done += n;
+	}
+	close(fd);
+}
+
 static int setup(void **state)
 {
 	struct boot_fixture *f = calloc(1, sizeof(*f));
@@ -116,6 +144,28 @@ static void test_bzimage_payload_and_initrd_land_in_guest_ram(void **state)
 	assert_string_equal((char *)f->ram + BOOT_CMDLINE_ADDR, "console=ttyS0");
 	assert_int_equal(bp->acpi_rsdp_addr, BOOT_ACPI_ADDR);
 	assert_int_equal(bp->hdr.type_of_loader, 0xff);
+}
+
+/* Images of several 2 MiB pieces are read by several threads: every byte still lands right. */
+static void test_multi_chunk_kernel_and_initrd_load_completely(void **state)
+{
+	struct boot_fixture *f = *state;
+	struct boot_params *bp = (struct boot_params *)(f->ram + BOOT_PARAMS_ADDR);
+	size_t klen = (9u << 20) + 12345;	/* not a multiple of the piece or page size */
+	struct boot_info bi;
+	char err[256] = "";
+
+	unlink(f->kernel);
+	strcpy(f->kernel, "/tmp/amber-bzimage-XXXXXX");
+	make_big_bzimage(f->kernel, klen);
+	assert_int_equal(boot_load_linux(&f->gm, f->kernel, f->initrd, NULL, 0, &bi, err, sizeof(err)), 0);
+	for (size_t i = 0; i < klen; i++)
+		if (f->ram[BOOT_KERNEL_ADDR + i] != pattern(i, 4))
+			fail_msg("kernel byte %zu differs", i);
+	assert_int_equal(f->ram[BOOT_KERNEL_ADDR + klen], 0xaa);	/* nothing past the end */
+	for (size_t i = 0; i < INITRD_LEN; i++)
+		if (f->ram[bp->hdr.ramdisk_image + i] != pattern(i, 2))
+			fail_msg("initrd byte %zu differs", i);
 }
 
 static void test_bzimage_too_big_for_ram_is_refused_with_the_reason(void **state)
@@ -232,6 +282,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_bzimage_payload_and_initrd_land_in_guest_ram, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_multi_chunk_kernel_and_initrd_load_completely, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bzimage_too_big_for_ram_is_refused_with_the_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_initrd_that_does_not_fit_is_refused_with_the_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_initrd_is_named_in_the_error, setup, teardown),

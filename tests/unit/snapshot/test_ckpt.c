@@ -173,6 +173,15 @@ static void write_ok(struct ck *c, unsigned flags)
 	json_decref(doc);
 }
 
+static void write_ok_at(struct ck *c, const char *dir, unsigned flags)
+{
+	json_t *doc = build_doc();
+	char err[512] = "";
+
+	assert_int_equal(snap_write(dir, doc, &c->gm, flags, err, sizeof(err)), 0);
+	json_decref(doc);
+}
+
 /* Entries of base other than "ck" (leftover temp or old directories). */
 static int count_leftovers(struct ck *c)
 {
@@ -401,6 +410,22 @@ static void test_begun_checkpoint_is_not_a_checkpoint_until_commit(void **state)
 	assert_int_equal(snap_open(c->dir, &d, err, sizeof(err)), 0);
 	snap_close(d);
 	json_decref(doc);
+}
+
+static void test_trailing_slash_names_the_same_checkpoint(void **state)
+{
+	struct ck *c = *state;
+	struct snap_doc *d;
+	char slash[128], err[512] = "";
+
+	snprintf(slash, sizeof(slash), "%s/", c->dir);
+	write_ok_at(c, slash, 0);
+	write_ok_at(c, slash, SNAP_FORCE);	/* the new one goes next to it, not inside */
+	assert_int_equal(count_leftovers(c), 0);
+	assert_int_equal(snap_open(c->dir, &d, err, sizeof(err)), 0);
+	snap_close(d);
+	snprintf(slash, sizeof(slash), "%s/ck", c->dir);
+	assert_int_equal(access(slash, F_OK), -1);
 }
 
 static void test_disk_full_keeps_the_previous_checkpoint(void **state)
@@ -1040,6 +1065,7 @@ int main(void)
 		T(test_next_checkpoint_removes_what_dead_writers_left),
 		T(test_target_is_checked_before_anything_is_written),
 		T(test_begun_checkpoint_is_not_a_checkpoint_until_commit),
+		T(test_trailing_slash_names_the_same_checkpoint),
 		T(test_disk_full_keeps_the_previous_checkpoint),
 		T(test_damaged_documents_are_refused_with_named_fields),
 		T(test_every_top_level_field_missing_is_named),
