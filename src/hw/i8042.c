@@ -351,7 +351,27 @@ static uint64_t i8042_read(struct i8042 *k, int port, unsigned size)
 	uint64_t v;
 
 	pthread_mutex_lock(&k->lock);
-	v = port == 0 ? i8042_read_data(k) : i8042_status(k);
+	if (port == 0) {
+		v = i8042_read_data(k);
+		/*
+		 * A real 8042 holds one byte: reading it drops OBF and the IRQ
+		 * line, and the keyboard's next byte raises them again. Linux
+		 * takes one byte per edge-triggered IRQ 1/12 (i8042_interrupt),
+		 * so a byte already queued behind this one needs an edge of its
+		 * own; without it atkbd's GETID answer stalls until its command
+		 * times out (a second per boot, and the keyboard is dropped).
+		 */
+		if (k->irq_kbd == 1) {
+			k->irq_kbd = 0;
+			irq_set_line(k->m->irq, I8042_IRQ_KBD, 0);
+		}
+		if (k->irq_aux == 1) {
+			k->irq_aux = 0;
+			irq_set_line(k->m->irq, I8042_IRQ_AUX, 0);
+		}
+	} else {
+		v = i8042_status(k);
+	}
 	i8042_update_irq(k);
 	pthread_mutex_unlock(&k->lock);
 	/* Wider accesses: the other bytes float high. */

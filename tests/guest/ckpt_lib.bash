@@ -76,13 +76,18 @@ mc_rtc() {
   return 1
 }
 
+# mc_ok OUT: the whole "MEMCHECK OK" lines (amber's own log lines go to the same file and can
+# land in the middle of one: such a line is left out).
+mc_ok() {
+  mc_lines "$1" | grep -E '^MEMCHECK OK n=[0-9]+ t=[0-9]+( r[0-9]+=[0-9]+ c[0-9]+=-?[0-9]+)+$'
+}
 # mc_last OUT KEY: KEY's value in the last "MEMCHECK OK" line (n, t, r0, c0, r1, c1).
 mc_last() {
-  mc_lines "$1" | grep '^MEMCHECK OK ' | tail -n1 | tr ' ' '\n' | sed -n "s/^$2=//p"
+  mc_ok "$1" | tail -n1 | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
 # mc_first OUT KEY: the same from the first "MEMCHECK OK" line.
 mc_first() {
-  mc_lines "$1" | grep '^MEMCHECK OK ' | head -n1 | tr ' ' '\n' | sed -n "s/^$2=//p"
+  mc_ok "$1" | head -n1 | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
 
 # mc_wait_n OUT N SECONDS: until a "MEMCHECK OK n=N" (or later) line; MC_SEEN is the host's
@@ -132,4 +137,33 @@ mc_check_continued() {
   [ -n "$first" ] || { mc_tail "$after"; fail "the restored guest printed no MEMCHECK line"; }
   [ "$first" -ge "$last" ] && [ "$first" -le $((last + 3)) ] ||
     fail "the restored guest continued at n=$first, the checkpoint was taken after n=$last"
+}
+
+# mc_check_damaged CK SOCK OUT: flip a byte of memory.bin in CK's first zero chunk (the most
+# frequent digest is the zero chunk's; the guest never looks there, and checks stop at the
+# first bad chunk: the earlier, the quicker). Copy mode must refuse CK before loading
+# anything (exit 2, chunk named); lazy mode runs the guest, and the background digest check
+# must stop the VM naming the chunk. CK is damaged afterwards.
+mc_check_damaged() {
+  local ck=$1 sock=$2 out=$3 chunk msg rc
+  chunk=$(jq -r '.memory.digests as $d | ($d | group_by(.) | max_by(length) | .[0]) as $z
+    | [$d | to_entries[] | select(.value == $z) | .key] | first' "$ck/vm.json")
+  [ -n "$chunk" ] && [ "$chunk" != null ] || fail "no zero chunk in the checkpoint"
+  printf '\x5a' | dd of="$ck/memory.bin" bs=1 seek=$((chunk * 2097152 + 4242)) conv=notrunc status=none
+  msg=$(timeout 120 "$AMBER" run --restore "$ck" --restore-mode copy 2>&1 </dev/null); rc=$?
+  echo "$msg" | tail -n 2
+  [ $rc = 2 ] || fail "copy restore of a damaged memory.bin exited $rc, not 2"
+  grep -q "chunk $chunk .*does not match its digest" <<<"$msg" || fail "copy restore did not name chunk $chunk"
+  grep -q 'MEMCHECK' <<<"$msg" && fail "the guest ran from a damaged checkpoint in copy mode"
+  step "copy mode refused the damaged checkpoint"
+  mc_restore "$out" "$sock" "$ck"
+  wait_for "$out" "chunk $chunk .*does not match its digest" 150 ||
+    { mc_tail "$out"; fail "lazy restore never reported the damaged chunk"; }
+  grep -q 'stopping it' "$out" || fail "the VM was not stopped"
+  [ "$(ctl "$sock" status)" = paused ] || fail "the VM is not paused after the digest mismatch"
+  ctl "$sock" quit >/dev/null || fail "quit failed"
+  wait "$MC_PID"
+  exec 7>&-
+  tr -d '\r' <"$out" | grep 'does not match' | tail -n1
+  step "lazy restore stopped the VM at the damaged chunk"
 }

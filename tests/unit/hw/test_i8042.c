@@ -200,6 +200,38 @@ static void test_i8042_keyboard_answers_reset_identify_and_leds(void **state)
 	hw_env_free(e);
 }
 
+/*
+ * Linux's i8042_interrupt reads one byte per edge-triggered IRQ 1: every byte
+ * of a multi-byte answer must come with its own rising edge, as on a real
+ * controller where reading a byte drops OBF and the next one raises it.
+ */
+static void test_i8042_each_queued_byte_raises_its_own_irq_edge(void **state)
+{
+	struct hw_env *e = i8042_env(NULL);
+	unsigned before;
+
+	cmd(e, 0x60);
+	put(e, 0x47);			/* KBDINT | SYS | XLATE */
+	before = e->t->irq.raised[1];
+	put(e, 0xf2);			/* GETID: fa ab 41 */
+	assert_int_equal(e->t->irq.raised[1], before + 1);
+	assert_int_equal(data(e), 0xfa);
+	assert_int_equal(e->t->irq.level[1], 1);
+	assert_int_equal(e->t->irq.raised[1], before + 2);	/* edge for 0xab */
+	assert_int_equal(data(e), 0xab);
+	assert_int_equal(e->t->irq.raised[1], before + 3);	/* edge for 0x41 */
+	assert_int_equal(data(e), 0x41);
+	assert_int_equal(e->t->irq.level[1], 0);
+	assert_int_equal(e->t->irq.raised[1], before + 3);	/* empty: no more */
+	/* a status read does not pulse the line */
+	put(e, 0xf2);
+	before = e->t->irq.raised[1];
+	st(e);
+	st(e);
+	assert_int_equal(e->t->irq.raised[1], before);
+	hw_env_free(e);
+}
+
 static void test_i8042_mouse_write_times_out(void **state)
 {
 	struct hw_env *e = i8042_env(NULL);
@@ -311,6 +343,7 @@ int main(void)
 		cmocka_unit_test(test_i8042_command_byte_read_write),
 		cmocka_unit_test(test_i8042_linux_probe_sequence),
 		cmocka_unit_test(test_i8042_keyboard_answers_reset_identify_and_leds),
+		cmocka_unit_test(test_i8042_each_queued_byte_raises_its_own_irq_edge),
 		cmocka_unit_test(test_i8042_mouse_write_times_out),
 		cmocka_unit_test(test_i8042_output_queue_overflow_is_bounded),
 		cmocka_unit_test(test_i8042_does_not_claim_ports_0x61_or_0x402),
