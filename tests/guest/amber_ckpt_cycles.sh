@@ -102,7 +102,7 @@ for ((i = 1; i <= cycles; i++)); do
   rs=$(date +%s)
   tr=$SECONDS
   mc_restore "$out" "$sock" "$ck" --restore-mode $mode --clock $clock
-  mc_wait_n "$out" 1 90 || { mc_tail "$out"; fail "cycle $i ($mode): the restored guest printed nothing"; }
+  mc_wait_n "$out" 1 90 || mc_stalled "$out" "$sock" "cycle $i ($mode): the restored guest printed nothing"
   t2=$SECONDS
   mc_check_continued "$prev" "$out"
   [ $i -le 2 ] && check_clock $i "$out" "$saved" "$rs"
@@ -112,7 +112,7 @@ for ((i = 1; i <= cycles; i++)); do
   fi
   r0=$(mc_last "$out" r0) r1=$(mc_last "$out" r1)
   mc_wait_rounds "$out" "$r0" "$r1" 120 ||
-    { mc_tail "$out"; fail "cycle $i ($mode): the workers did not verify all memory again"; }
+    mc_stalled "$out" "$sock" "cycle $i ($mode): the workers did not verify all memory again"
   mc_send "cycle-$i"
   wait_for "$out" "ECHO: cycle-$i" 20 || fail "cycle $i ($mode): serial input lost"
   step "cycle $i ($mode, clock $clock): checkpoint+quit $((t1 - t0))s, restore to first line" \

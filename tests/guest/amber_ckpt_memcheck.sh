@@ -37,12 +37,12 @@ grep -q 'MEMCHECK FAIL' "$TMPD/out1" && fail "memory check failed before the che
 
 # Restore (lazy) in a new process.
 mc_restore "$TMPD/out2" "$sock" "$ck"
-mc_wait_n "$TMPD/out2" 1 60 || { mc_tail "$TMPD/out2"; fail "the restored guest printed nothing"; }
+mc_wait_n "$TMPD/out2" 1 60 || mc_stalled "$TMPD/out2" "$sock" "the restored guest printed nothing"
 mc_check_continued "$TMPD/out1" "$TMPD/out2"
 step "restored guest running"
 r0=$(mc_last "$TMPD/out2" r0) r1=$(mc_last "$TMPD/out2" r1)
 mc_wait_rounds "$TMPD/out2" "$r0" "$r1" 240 ||
-  { mc_tail "$TMPD/out2"; fail "the workers of both vCPUs did not verify all memory again"; }
+  mc_stalled "$TMPD/out2" "$sock" "the workers of both vCPUs did not verify all memory again"
 [ "$(mc_last "$TMPD/out2" c0)" = 0 ] && [ "$(mc_last "$TMPD/out2" c1)" = 1 ] ||
   fail "the workers are not on CPU 0 and CPU 1: $(mc_tail "$TMPD/out2" 1)"
 step "both workers verified their memory again"

@@ -167,3 +167,11 @@ mc_check_damaged() {
   tr -d '\r' <"$out" | grep 'does not match' | tail -n1
   step "lazy restore stopped the VM at the damaged chunk"
 }
+
+# mc_stalled OUT SOCK MESSAGE: the guest stopped making progress: its last lines, the state
+# of its vCPUs (stall_report), then fail with MESSAGE.
+mc_stalled() {
+  mc_tail "$1"
+  stall_report "$2" "$TMPD/stalled-$RANDOM"
+  fail "$3"
+}

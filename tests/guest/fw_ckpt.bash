@@ -53,8 +53,28 @@ fw_ckpt_restore() {
   local ck=$1 last=$2 want=$3 limit=$4 out=$TMPD/out-restore first bad rc t0
   shift 4
   echo "--- amber run --restore DIR $*"
+  local sock=$TMPD/restore.sock pid cur seen=-1 still=0 i
   t0=$(date +%s%N)
-  timeout -k 5 "$limit" "$AMBER" run --restore "$ck" "$@" </dev/null >"$out" 2>&1
+  rm -f "$sock"
+  timeout -k 5 "$limit" "$AMBER" run --restore "$ck" "$@" --control "$sock" </dev/null >"$out" 2>&1 &
+  pid=$!
+  PIDS+=($pid)
+  # The guest prints a line every 0.2 s: 60 s without a new one is a stall, reported with
+  # the vCPUs' state (stall_report) instead of waiting for the time limit.
+  for ((i = 0; i < limit * 2; i++)); do
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.5
+    cur=$(tr -d '\r' <"$out" | grep -ac '^FWROM')
+    if [ "$cur" = "$seen" ]; then still=$((still + 1)); else still=0 seen=$cur; fi
+    if [ $still -ge 120 ]; then
+      tr -d '\r' <"$out" | tail -n 5
+      stall_report "$sock" "$TMPD/stalled"
+      ctl "$sock" quit >/dev/null 2>&1
+      wait $pid
+      fail "the restored guest ($*) stopped making progress after $(tr -d '\r' <"$out" | grep -a '^FWROM' | tail -n1)"
+    fi
+  done
+  wait $pid
   rc=$?
   echo "restored run: exit $rc after $((($(date +%s%N) - t0) / 1000000)) ms"
   tr -d '\r' <"$out" | grep -av '^\[' | grep -av '^FWROM' | tail -n 8

@@ -41,3 +41,22 @@ wait_for() {
 
 # ctl SOCKET CMD...: amber ctl with a bounded wait.
 ctl() { timeout 20 "$AMBER" ctl "$@"; }
+
+# stall_report SOCK DIR: a guest stopped making progress; show what its vCPUs are doing. A
+# checkpoint of the running VM ("then stop") into DIR is the most complete record amber
+# has: per vCPU the instruction pointer, MP state, pending events, LAPIC timer and IRR/ISR,
+# TSC and TSC deadline; the UART and the IOAPIC. The VM is left stopped.
+stall_report() {
+  local sock=$1 dir=$2
+  echo "--- stall report (checkpoint of the stalled VM in $dir)"
+  ctl "$sock" checkpoint "$dir" --then stop >/dev/null 2>&1 || { echo "stall report: checkpoint failed"; return 1; }
+  jq -M -c '.vcpus[] | {id, mp_state, rip: .regs.rip, rflags: .regs.rflags,
+      timer: {lvt: .lapic.lvt.timer, initial: .lapic.timer_initial_count,
+              current: .lapic.timer_current_count},
+      tpr: .lapic.tpr, ppr: .lapic.ppr, irr: .lapic.irr, isr: .lapic.isr, events,
+      msrs: [.msrs[] | select(.name | test("TSC|ASYNC|SYSTEM_TIME")) | "\(.name)=\(.value)"]}' \
+    "$dir/vm.json" 2>&1
+  jq -M -c '.vm.irqchip.ioapic // .vm.irqchip | tostring | .[0:600]' "$dir/vm.json" 2>&1
+  jq -M -c '.devices[] | select(.class == "uart16550" or .class == "uart") | .state' "$dir/vm.json" 2>&1 | head -c 800
+  echo
+}
