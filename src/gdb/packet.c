@@ -14,6 +14,7 @@
  */
 #include <string.h>
 
+#include "amber/hex.h"
 #include "gdb/gdb_proto.h"
 
 enum {
@@ -24,17 +25,6 @@ enum {
 	PS_SUM1,	/* after '#' */
 	PS_SUM2,
 };
-
-static int hexval(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 void gdb_pkt_init(struct gdb_pkt_parser *p)
 {
@@ -144,7 +134,7 @@ enum gdb_pkt_event gdb_pkt_feed(struct gdb_pkt_parser *p, uint8_t c)
 		p->state = PS_DATA;
 		return GDB_PKT_NONE;
 	case PS_SUM1:
-		v = hexval(c);
+		v = hex_digit_value(c);
 		if (v < 0) {
 			p->state = c == '$' ? PS_DATA : PS_IDLE;
 			if (c == '$')
@@ -155,7 +145,7 @@ enum gdb_pkt_event gdb_pkt_feed(struct gdb_pkt_parser *p, uint8_t c)
 		p->state = PS_SUM2;
 		return GDB_PKT_NONE;
 	case PS_SUM2:
-		v = hexval(c);
+		v = hex_digit_value(c);
 		p->state = PS_IDLE;
 		if (v < 0) {
 			if (c == '$') {

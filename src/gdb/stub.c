@@ -24,6 +24,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "amber/hex.h"
 #include "amber/gdb.h"
 #include "amber/log.h"
 #include "gdb/gdb_proto.h"
@@ -184,17 +185,6 @@ static char *build_target_xml(size_t *len)
 /* Small parsing and reply helpers                                    */
 /* ------------------------------------------------------------------ */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Parse hex digits at *p into *v (at most 16 digits); advance *p. */
 static int parse_hex(const char **p, uint64_t *v)
 {
@@ -202,7 +192,7 @@ static int parse_hex(const char **p, uint64_t *v)
 	uint64_t x = 0;
 	int n = 0, d;
 
-	while ((d = hexval((unsigned char)*s)) >= 0) {
+	while ((d = hex_digit_value((unsigned char)*s)) >= 0) {
 		if (++n > 16)
 			return -EINVAL;
 		x = x << 4 | (unsigned)d;
@@ -227,11 +217,11 @@ static int expect(const char **p, char c)
 static int hex_decode(const char *s, uint8_t *out, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		int hi = hexval((unsigned char)s[2 * i]), lo;
+		int hi = hex_digit_value((unsigned char)s[2 * i]), lo;
 
 		if (hi < 0)
 			return -EINVAL;
-		lo = hexval((unsigned char)s[2 * i + 1]);
+		lo = hex_digit_value((unsigned char)s[2 * i + 1]);
 		if (lo < 0)
 			return -EINVAL;
 		out[i] = (uint8_t)(hi << 4 | lo);

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "amber/hex.h"
 #include "amber/log.h"
 #include "amber/machine.h"
 #include "amber/pci.h"
@@ -805,24 +806,13 @@ static void hex_encode(const uint8_t *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int hex_val(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decode exactly n bytes; -1 on a bad digit or length. */
 static int hex_decode(const char *s, uint8_t *out, size_t n)
 {
 	if (strlen(s) != 2 * n)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		int hi = hex_val(s[2 * i]), lo = hex_val(s[2 * i + 1]);
+		int hi = hex_digit_value(s[2 * i]), lo = hex_digit_value(s[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -1;
