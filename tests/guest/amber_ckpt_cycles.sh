@@ -42,7 +42,10 @@ step "memcheck running"
 t=$(mc_last "$TMPD/out0" t)
 skew=$((MC_SEEN - t))
 echo "host - guest clock before any checkpoint: ${skew}s"
-[ ${skew#-} -le 3 ] || fail "the guest clock is off by ${skew}s before any checkpoint"
+# The checks below are relative to this skew. It is a few seconds at most, but in the nested
+# machine under load the guest's kvmclock (from the TSC) can run ahead of the nested kernel's
+# own clock, which loses time while TCG starves it: allow 10 s here.
+[ ${skew#-} -le 10 ] || fail "the guest clock is off by ${skew}s before any checkpoint"
 mc_checkpoint "$sock" "$TMPD/ck-resume" || fail "checkpoint (then resume) failed"
 n=$(mc_last "$TMPD/out0" n)
 mc_wait_n "$TMPD/out0" $((n + 2)) 30 || fail "the guest stopped counting after checkpoint --then resume"
