@@ -66,6 +66,8 @@ int cli_run_main(int argc, char **argv)
 		config_free(&cfg);
 		return EXIT_USAGE;
 	}
+	if (cfg.restore)
+		vm_stats_mark("checkpoint read and checked");
 	for (;;) {
 		ret = vm_create(&vm, &cfg, doc, err, sizeof(err));
 		if (ret < 0) {

@@ -36,6 +36,7 @@
 #include "amber/snapjson.h"
 #include "amber/snapshot.h"
 #include "amber/vm.h"
+#include "amber/vm_stats.h"
 #include "amber/x86_kvm.h"
 #include "amber/x86_state.h"
 
@@ -495,6 +496,7 @@ int checkpoint_restore(struct vm *vm, struct snap_doc *doc, char *err, size_t er
 		snprintf(err, errlen, "restoring guest memory: %s", msg);
 		return ret;
 	}
+	vm_stats_mark(vm->cfg->restore_copy ? "memory copied" : "memory mapped");
 	ret = restore_tsc(vm, doc, err, errlen);
 	if (ret < 0)
 		return ret;

@@ -578,6 +578,7 @@ int vm_create(struct vm **out, struct vm_config *cfg, struct snap_doc *restore, 
 		ret = checkpoint_restore(vm, vm->restore_doc, err, errlen);
 		if (ret < 0)
 			return ret;
+		vm_stats_mark("state restored");
 	}
 	/* --gdb: src/core/vm_gdb.c; with --gdb-wait the vCPUs start held */
 	ret = vm_gdb_setup(vm, err, errlen);
