@@ -73,7 +73,12 @@ int cli_run_main(int argc, char **argv)
 		if (ret < 0) {
 			fprintf(stderr, "amber run: %s\n", err);
 			vm_destroy(vm);
-			ret = EXIT_VM_ERROR;
+			/*
+			 * A damaged memory.bin is bad input like any other
+			 * checkpoint error, though copy mode finds it only
+			 * while loading (before any vCPU ran).
+			 */
+			ret = doc && ret == -EBADMSG ? EXIT_USAGE : EXIT_VM_ERROR;
 			break;
 		}
 		ret = vm_run(vm);

@@ -313,12 +313,12 @@ int checkpoint_open(const char *dir, struct vm_config *cfg, struct snap_doc **ou
 		return ret;
 	}
 	/*
-	 * Copy mode reads all of memory.bin anyway: check every digest first,
-	 * so a damaged image is refused before anything is loaded. Lazy mode
-	 * checks them in the background once the guest runs (restore_verify_*).
+	 * memory.bin's digests: copy mode checks each chunk as it copies it
+	 * (memimg_restore: one pass over the file, a damaged chunk refused
+	 * before any vCPU runs); lazy mode checks them in the background once
+	 * the guest runs (restore_verify_*).
 	 */
-	ret = snap_check_all(doc, cfg->restore_copy ? SNAP_CHECK_DIGESTS : 0, msg, sizeof(msg),
-			     note, sizeof(note));
+	ret = snap_check_all(doc, 0, msg, sizeof(msg), note, sizeof(note));
 	if (ret < 0) {
 		snprintf(err, errlen, "checkpoint %s cannot be restored here: %s", dir, msg);
 		snap_close(doc);

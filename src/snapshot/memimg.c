@@ -484,6 +484,17 @@ static bool range_is_hole(int fd, uint64_t off, uint64_t len)
 	return (uint64_t)d >= off + len;
 }
 
+/* The message for chunk c (bytes off..off+len-1) whose data digests to d. -EBADMSG. */
+static int digest_mismatch(const struct memimg *mi, size_t c, uint64_t off, uint64_t len,
+			   uint64_t d, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s: chunk %zu (bytes 0x%" PRIx64 "-0x%" PRIx64
+		 ") does not match its digest: vm.json memory.digests[%zu] is %016"
+		 PRIx64 ", the data gives %016" PRIx64, SNAP_MEMORY_BIN, c, off,
+		 off + len - 1, c, mi->digests[c], d);
+	return -EBADMSG;
+}
+
 /* memimg_verify, stopping early (-ECANCELED) once *cancel is set. */
 static int memimg_verify_cancellable(int fd, const struct memimg *mi, const bool *cancel,
 				     char *err, size_t errlen)
@@ -527,11 +538,7 @@ static int memimg_verify_cancellable(int fd, const struct memimg *mi, const bool
 			d = XXH3_64bits(buf, (size_t)len);
 		}
 		if (d != mi->digests[c]) {
-			snprintf(err, errlen, "%s: chunk %zu (bytes 0x%" PRIx64 "-0x%" PRIx64
-				 ") does not match its digest: vm.json memory.digests[%zu] is %016"
-				 PRIx64 ", the data gives %016" PRIx64, SNAP_MEMORY_BIN, c, off,
-				 off + len - 1, c, mi->digests[c], d);
-			ret = -EBADMSG;
+			ret = digest_mismatch(mi, c, off, len, d, err, errlen);
 			goto out;
 		}
 	}
@@ -651,39 +658,88 @@ int memimg_check_guest(const struct memimg *mi, const struct guest_mem *gm,
 	return 0;
 }
 
-static int memimg_copy_slot(int fd, const struct memimg_slot *s, uint8_t *host, bool ram_is_zero)
+/*
+ * Copy into RAM bytes [lo, hi) of memory.bin whose data (NULL: a hole, zeros)
+ * is at src; fresh RAM (ram_is_zero) gets only its non-zero pages, so zero
+ * pages of the guest are never touched.
+ */
+static void memimg_scatter(const struct memimg *mi, struct guest_mem *gm, uint64_t lo,
+			   uint64_t hi, const uint8_t *src, bool ram_is_zero)
 {
-	const uint64_t step = 1ULL << 20;
-	uint8_t *buf = NULL;
-	int ret = 0;
+	for (int i = 0; i < mi->nslots; i++) {
+		const struct memimg_slot *s = &mi->slots[i];
+		uint64_t a = lo > s->file_offset ? lo : s->file_offset;
+		uint64_t b = hi < s->file_offset + s->size ? hi : s->file_offset + s->size;
+		uint8_t *host;
 
-	if (ram_is_zero) {
-		buf = malloc(step);
-		if (!buf)
-			return -ENOMEM;
-	}
-	for (uint64_t in = 0; in < s->size; in += step) {
-		uint64_t len = s->size - in < step ? s->size - in : step;
-
-		if (ram_is_zero && range_is_hole(fd, s->file_offset + in, len))
+		if (a >= b)
 			continue;
-		if (!ram_is_zero) {
-			/* Straight into RAM: holes read back as zeros. */
-			ret = read_full(fd, host + in, (size_t)len, s->file_offset + in);
-			if (ret)
-				break;
+		host = gm->slots[i].host + (a - s->file_offset);
+		if (!src) {
+			if (!ram_is_zero)
+				memset(host, 0, (size_t)(b - a));
 			continue;
 		}
-		/* Through a buffer so zero pages of fresh RAM are never touched. */
-		ret = read_full(fd, buf, (size_t)len, s->file_offset + in);
-		if (ret)
+		if (!ram_is_zero) {
+			memcpy(host, src + (a - lo), (size_t)(b - a));
+			continue;
+		}
+		for (uint64_t p = a; p < b; p += MEMIMG_PAGE) {
+			size_t n = b - p < MEMIMG_PAGE ? (size_t)(b - p) : MEMIMG_PAGE;
+
+			if (n < MEMIMG_PAGE || !page_is_zero(src + (p - lo)))
+				memcpy(host + (p - a), src + (p - lo), n);
+		}
+	}
+}
+
+/*
+ * Copy mode, one pass over memory.bin: every chunk is read once, its digest
+ * checked, and only then copied into RAM. A damaged chunk stops the restore
+ * (-EBADMSG, the chunk named) before any vCPU has run; the RAM it was filling
+ * belongs to a VM that is then thrown away.
+ */
+static int memimg_copy_verified(int fd, const struct memimg *mi, struct guest_mem *gm,
+				bool ram_is_zero, char *err, size_t errlen)
+{
+	uint8_t *buf = malloc(mi->chunk_size);
+	uint64_t zero_digest = 0;
+	bool have_zero = false;
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (size_t c = 0; c < mi->ndigests; c++) {
+		uint64_t off = c * mi->chunk_size;
+		uint64_t len = mi->size - off < mi->chunk_size ? mi->size - off : mi->chunk_size;
+		bool hole = len == mi->chunk_size && range_is_hole(fd, off, len);
+		uint64_t d;
+
+		if (hole) {
+			if (!have_zero) {
+				memset(buf, 0, (size_t)len);
+				zero_digest = XXH3_64bits(buf, (size_t)len);
+				have_zero = true;
+			}
+			d = zero_digest;
+		} else {
+			ret = read_full(fd, buf, (size_t)len, off);
+			if (ret) {
+				snprintf(err, errlen, "%s: reading chunk %zu: %s", SNAP_MEMORY_BIN, c,
+					 ret == -ENODATA ? "file is truncated" : strerror(-ret));
+				ret = ret == -ENODATA ? -EINVAL : ret;
+				break;
+			}
+			d = XXH3_64bits(buf, (size_t)len);
+		}
+		if (d != mi->digests[c]) {
+			ret = digest_mismatch(mi, c, off, len, d, err, errlen);
 			break;
-		for (uint64_t p = 0; p < len; p += MEMIMG_PAGE)
-			if (!page_is_zero(buf + p))
-				memcpy(host + in + p, buf + p, MEMIMG_PAGE);
+		}
+		memimg_scatter(mi, gm, off, off + len, hole ? NULL : buf, ram_is_zero);
 	}
 	free(buf);
-	return ret == -ENODATA ? -EINVAL : ret;
+	return ret;
 }
 
 int memimg_restore(int fd, const struct memimg *mi, struct guest_mem *gm,
@@ -713,32 +769,24 @@ int memimg_restore(int fd, const struct memimg *mi, struct guest_mem *gm,
 			munmap(probe, MEMIMG_PAGE);
 		}
 	}
+	if (mode == MEMIMG_COPY)
+		return memimg_copy_verified(fd, mi, gm, ram_is_zero, err, errlen);
 	for (int i = 0; i < mi->nslots; i++) {
 		const struct memimg_slot *s = &mi->slots[i];
 		uint8_t *host = gm->slots[i].host;
+		void *p = mmap(host, s->size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, (off_t)s->file_offset);
 
-		if (mode == MEMIMG_LAZY) {
-			void *p = mmap(host, s->size, PROT_READ | PROT_WRITE,
-				       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, (off_t)s->file_offset);
-
-			if (p == MAP_FAILED) {
-				ret = -errno;
-				snprintf(err, errlen, "%s: mapping slot %d: %s", SNAP_MEMORY_BIN, i,
-					 strerror(-ret));
-				return ret;
-			}
-			/* The new mapping does not inherit gmem_alloc's advice. */
-			madvise(host, s->size, MADV_DONTDUMP);
-			madvise(host, s->size, MADV_DONTFORK);
-			gm->ram_from_file = true;
-			continue;
-		}
-		ret = memimg_copy_slot(fd, s, host, ram_is_zero);
-		if (ret) {
-			snprintf(err, errlen, "%s: reading slot %d: %s", SNAP_MEMORY_BIN, i,
+		if (p == MAP_FAILED) {
+			ret = -errno;
+			snprintf(err, errlen, "%s: mapping slot %d: %s", SNAP_MEMORY_BIN, i,
 				 strerror(-ret));
 			return ret;
 		}
+		/* The new mapping does not inherit gmem_alloc's advice. */
+		madvise(host, s->size, MADV_DONTDUMP);
+		madvise(host, s->size, MADV_DONTFORK);
+		gm->ram_from_file = true;
 	}
 	return 0;
 }

@@ -151,6 +151,35 @@ static void test_copy_restore_reproduces_ram_and_zeroes_dirty_pages(void **state
 	close(fd);
 }
 
+/*
+ * Copy mode reads memory.bin once: each chunk's digest is checked as it is
+ * copied, and a damaged chunk stops the restore naming it (the chunks after it
+ * are not copied).
+ */
+static void test_copy_restore_checks_each_chunk_digest_while_copying(void **state)
+{
+	struct img_fixture *f = *state;
+	struct memimg mi;
+	struct guest_mem dst;
+	uint8_t *r0 = ram_new(SLOT0), *r1 = ram_new(SLOT1);
+	char err[256] = "";
+	int fd = write_image(f, &mi), rw = open(f->path, O_RDWR);
+
+	assert_true(rw >= 0);
+	assert_int_equal(pwrite(rw, "X", 1, 2 * MIB + 100), 1);	/* chunk 1 */
+	close(rw);
+	guest_two_slots(&dst, r0, r1);
+	assert_int_equal(memimg_restore(fd, &mi, &dst, MEMIMG_COPY, true, err, sizeof(err)),
+			 -EBADMSG);
+	assert_non_null(strstr(err, "chunk 1 (bytes 0x200000-0x3fffff) does not match its digest"));
+	assert_memory_equal(r0, f->ram[0], 2 * MIB);	/* chunk 0 was copied */
+	assert_int_equal(r1[SLOT1 - 4096], 0);		/* the last chunk was not */
+	munmap(r0, SLOT0);
+	munmap(r1, SLOT1);
+	memimg_free(&mi);
+	close(fd);
+}
+
 static void test_lazy_restore_maps_private_at_the_same_host_address(void **state)
 {
 	struct img_fixture *f = *state;
@@ -515,6 +544,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_zero_pages_become_holes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_is_ram_offset_ordered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_restore_checks_each_chunk_digest_while_copying,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copy_restore_reproduces_ram_and_zeroes_dirty_pages,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lazy_restore_maps_private_at_the_same_host_address,
