@@ -14,8 +14,9 @@ PKGS=(
   # the nested machine's CR8-intercept module (tools/guest-kit/cr8-intercept) is built
   # against the cloud kernel's headers; GNU time measures peak RSS in bench/boot
   linux-headers-cloud-amd64 time
-  # fio inside the guest for bench/nvme (copied into a separate guest kit with its libraries)
-  fio
+  # fio and nvme-cli inside the guest (copied into the guest kit with their libraries) for
+  # the NVMe guest tests and bench/nvme
+  fio nvme-cli
   # firmware
   ovmf seabios
   # bootable disk images for the firmware disk-boot tests (tools/guest-kit/mkdisk.sh)

@@ -239,7 +239,13 @@ int vm_checkpoint(struct vm *vm, const char *dir, bool force, enum checkpoint_th
 			snap_pending_sizes(pending, &ram_bytes, &stored_bytes);
 	}
 release:
-	devices_resume(vm, failed);
+	/*
+	 * "quit": nothing may run past the checkpoint, devices included (a
+	 * resumed NVMe controller would fetch queued commands and write the
+	 * disk the checkpoint recorded).
+	 */
+	if (ret != 0 || then != CKPT_THEN_QUIT)
+		devices_resume(vm, failed);
 	/*
 	 * Guest RAM and every state are copied out: with "then resume" the
 	 * guest runs again while the files are fsync'd and renamed into place.
@@ -276,9 +282,10 @@ release:
 				vm_unpause(vm);
 			}
 		} else {
-			vm_unpause(vm);
+			/* exiting before the vCPUs are released: they leave, not run */
 			if (ret == 0 && then == CKPT_THEN_QUIT)
 				vm_request_exit(vm, EXIT_GUEST_POWEROFF);
+			vm_unpause(vm);
 		}
 		tr = mono_ns();
 	}

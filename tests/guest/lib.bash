@@ -24,7 +24,7 @@ need_kvm() {
 
 need_amber() {
   [ -x "$AMBER" ] || skip "amber is not built ($AMBER missing)"
-  for f in bzImage initramfs.cpio; do
+  for f in bzImage initramfs.cpio initramfs-tools.cpio; do
     [ -f "$KIT/$f" ] || fail "$KIT/$f missing (make guest-kit)"
   done
 }

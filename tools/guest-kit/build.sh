@@ -2,6 +2,8 @@
 # Build amber's guest kit from Debian packages only:
 #   OUTDIR/bzImage               Debian's cloud kernel (a bzImage), never installed on the host
 #   OUTDIR/initramfs.cpio        guest initramfs: busybox, modules, /init, /scenarios/*
+#   OUTDIR/initramfs-tools.cpio  the same plus fio and nvme-cli (GUEST_BINS) with their
+#                                libraries (a second archive appended), for the NVMe tests
 #   OUTDIR/kvmbox-initramfs.cpio initramfs of the nested test machine (tests/kvmbox/run)
 #   OUTDIR/kernel-version        the kernel release, e.g. 6.1.0-56-cloud-amd64
 #   OUTDIR/disk-efi.img, disk-bios.img  bootable GPT/ESP and MBR/SYSLINUX disks (mkdisk.sh)
@@ -25,6 +27,17 @@ GUEST_MODULES=(nvme-core nvme virtio virtio_ring virtio_pci virtio_mmio virtio_b
   virtio_net virtio_console virtio-rng)
 # The nested test machine: KVM, virtiofs for the host's files, overlay for a writable root.
 KVMBOX_MODULES=(irqbypass kvm kvm-amd virtio virtio_ring virtio_pci fuse virtiofs overlay)
+# Host binaries every guest gets, with their libraries (copy_binaries): fio and nvme-cli for
+# the NVMe guest tests (tests/guest/nvme_*.sh) and bench/nvme (tools/deps.sh installs them).
+GUEST_BINS=(fio nvme)
+# Libraries those binaries link but never use in a guest: fio's engines for Ceph, Gluster,
+# NBD, RDMA and persistent memory, nvme-cli's TLS-key HMAC (libcrypto) and MCTP over D-Bus.
+# With their real dependencies fio alone needs 81 MiB (libicudata, libceph-common, ...);
+# each is replaced by a stub library of the same name that defines the functions the kit's
+# binaries import from it as "print and abort" (stub_library), so the dynamic linker is
+# satisfied and an unexpected call fails loudly.
+GUEST_STUB_LIBS=(libgfapi.so.0 libnbd.so.0 libibverbs.so.1 librdmacm.so.1 librados.so.2
+  librbd.so.1 libpmemblk.so.1 libpmem.so.1 libcrypto.so.3 libdbus-1.so.3)
 
 # ---- which kernel --------------------------------------------------------------------------
 # linux-image-cloud-amd64 is a metapackage; its dependency names the concrete kernel.
@@ -68,6 +81,19 @@ BUSYBOX=$(command -v busybox || true)
 [ -n "$BUSYBOX" ] || BUSYBOX=/bin/busybox
 [ -x "$BUSYBOX" ] || die "busybox not found (apt-get install busybox-static)"
 if ldd "$BUSYBOX" >/dev/null 2>&1; then die "$BUSYBOX is dynamically linked; install busybox-static"; fi
+ALL_BINS=()
+for b in "${GUEST_BINS[@]}" ${GUEST_KIT_EXTRA_BINS:-}; do
+  p=$(command -v "$b") || die "$b not found (tools/deps.sh installs fio and nvme-cli)"
+  ALL_BINS+=("$p")
+done
+# lib_paths FILE...: the libraries ldd resolves for FILEs (real paths, one per line)
+lib_paths() {
+  local f
+  for f in "$@"; do
+    ldd "$f" 2>/dev/null |
+      awk '$2 == "=>" && $3 ~ /^\// {print $3} NF == 2 && $1 ~ /^\// {print $1}' || true
+  done | LC_ALL=C sort -u
+}
 
 # ---- up to date? ---------------------------------------------------------------------------
 inputs_hash() {
@@ -75,12 +101,12 @@ inputs_hash() {
     echo "$KPKG"
     sha256sum "$KROOT/boot/vmlinuz-$KVER" "$BUSYBOX"
     (cd "$KIT_DIR" && find . -type f ! -name '*~' | LC_ALL=C sort | xargs sha256sum)
-    # extra binaries requested for the initramfs (see copy_binary below), and their
-    # contents, so an upgraded package rebuilds the kit
-    echo "${GUEST_KIT_EXTRA_BINS:-}"
-    for b in ${GUEST_KIT_EXTRA_BINS:-}; do
-      p=$(command -v "$b") && sha256sum "$p" || true
-    done
+    # binaries copied into the initramfs (see copy_binaries below) and every library ldd
+    # lists for them (the stubbed ones included: their symbols make the stubs), so an
+    # upgraded package rebuilds the kit
+    echo "${GUEST_BINS[*]} ${GUEST_STUB_LIBS[*]} ${GUEST_KIT_EXTRA_BINS:-}"
+    sha256sum "${ALL_BINS[@]}"
+    lib_paths "${ALL_BINS[@]}" | xargs -r sha256sum
     # guest programs (progs/*.c) are compiled by this compiler
     ${CC_GUEST:-gcc} --version 2>/dev/null | head -n1
   } | sha256sum | cut -d' ' -f1
@@ -99,7 +125,8 @@ make_disks() {
   rm -f "$OUT/disks.log.tmp"
 }
 if [ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$HASH" ] &&
-   [ -f "$OUT/bzImage" ] && [ -f "$OUT/initramfs.cpio" ] && [ -f "$OUT/kvmbox-initramfs.cpio" ]; then
+   [ -f "$OUT/bzImage" ] && [ -f "$OUT/initramfs.cpio" ] && [ -f "$OUT/initramfs-tools.cpio" ] &&
+   [ -f "$OUT/kvmbox-initramfs.cpio" ]; then
   # Disks missing (mkdisk.sh's tools were missing last time): try them alone.
   [ -f "$OUT/disk-efi.img" ] && [ -f "$OUT/disk-bios.img" ] || make_disks
   exit 0
@@ -169,16 +196,78 @@ stage_modules() {
   done
 }
 
-# Copy a host binary and the libraries ldd lists into ROOT at the same paths
-# (for fio, nvme-cli and the like: GUEST_KIT_EXTRA_BINS="fio nvme").
-copy_binary() {
-  local root=$1 bin=$2 lib
-  bin=$(command -v "$bin") || die "copy_binary: $2 not found"
-  mkdir -p "$root/$(dirname "$bin")"
-  cp -L "$bin" "$root/$bin"
-  for lib in $(ldd "$bin" 2>/dev/null | grep -o '/[^ ]*' || true); do
-    mkdir -p "$root/$(dirname "$lib")"
-    cp -L "$lib" "$root/$lib"
+# stub_library REAL OUTDIR FILE...: OUTDIR/<name of REAL>, a shared library with REAL's
+# soname whose functions are those of REAL that FILEs import (with the symbol versions they
+# import), each printing its name and aborting. Refuses a REAL from which FILEs import data objects
+# (a stub cannot fake those).
+stub_library() {
+  local real=$1 outdir=$2 name soname syms objs
+  shift 2
+  name=$(basename "$real")
+  soname=$(objdump -p "$real" | sed -n 's/^ *SONAME *//p')
+  # "symbol type version" for each function of REAL that FILEs import, with the version
+  # they import (their version needs must all be defined by the stub)
+  syms=$(LC_ALL=C join <(for f in "$@"; do nm -D --undefined-only "$f"; done |
+                         awk '{n = $NF; v = ""; if (n ~ /@/) { v = n; sub(/^[^@]*@+/, "", v)
+                               sub(/@.*/, "", n) } print n, v}' | LC_ALL=C sort -u) \
+                       <(nm -D --defined-only "$real" | awk '{n = $NF; sub(/@.*/, "", n)
+                               print n, $(NF-1)}' | LC_ALL=C sort -u -k1,1) |
+         awk '{print $1, $NF, (NF == 3 ? $2 : "")}')
+  objs=$(echo "$syms" | awk 'NF {print $1}' | uniq -d)
+  [ -z "$objs" ] || die "stub for $name: imported in two versions: $objs"
+  objs=$(echo "$syms" | awk 'NF && $2 !~ /^[TtWwiI]$/ {print $1}')
+  [ -z "$objs" ] || die "stub for $name: data symbols imported: $objs"
+  {
+    echo '#include <stdio.h>'
+    echo '#include <stdlib.h>'
+    echo 'static void stub(const char *f)'
+    echo '{'
+    echo "  fprintf(stderr, \"guest kit: %s is a stub in $name (tools/guest-kit/build.sh)\\n\", f);"
+    echo '  abort();'
+    echo '}'
+    echo "$syms" | awk 'NF {printf "void %s(void) { stub(\"%s\"); }\n", $1, $1}'
+  } > "$outdir/$name.c"
+  echo "$syms" | awk 'NF == 3 && $3 != "" {s[$3] = s[$3] " " $1 ";"}
+    END {for (v in s) printf "%s { global:%s };\n", v, s[v]}' > "$outdir/$name.map"
+  ${CC_GUEST:-gcc} -shared -fPIC -O1 -w -Wl,-soname,"$soname" -o "$outdir/$name" \
+    "$outdir/$name.c" $([ -s "$outdir/$name.map" ] && echo "-Wl,--version-script=$outdir/$name.map") ||
+    die "compiling the stub $name failed"
+}
+
+# Copy host binaries (paths) and the libraries they need into ROOT at the same paths; the
+# libraries named in GUEST_STUB_LIBS become stubs (stub_library), so what only they need is
+# left out.
+copy_binaries() {
+  local root=$1 stubs=$CACHE/stub-libs lib real name f keep=()
+  shift
+  rm -rf "$stubs"
+  mkdir -p "$stubs"
+  # empty stubs first: ldd through them gives the closure without what only the real
+  # libraries need; then the real stubs, with the functions that closure imports
+  for name in "${GUEST_STUB_LIBS[@]}"; do
+    real=$(lib_paths "$@" | grep "/$name\$" | head -n1) || continue
+    echo > "$stubs/$name.c"
+    ${CC_GUEST:-gcc} -shared -o "$stubs/$name" "$stubs/$name.c" \
+      -Wl,-soname,"$(objdump -p "$real" | sed -n 's/^ *SONAME *//p')" ||
+      die "compiling the stub $name failed"
+  done
+  for lib in $(LD_LIBRARY_PATH=$stubs lib_paths "$@"); do
+    [ "${lib#"$stubs"/}" = "$lib" ] && keep+=("$lib")
+  done
+  for f in "$stubs"/*.so.*[0-9]; do
+    [ -e "$f" ] || continue
+    name=${f##*/}
+    stub_library "$(lib_paths "$@" | grep "/$name\$" | head -n1)" "$stubs" "$@" "${keep[@]}"
+  done
+  for f in "$@" "${keep[@]}"; do
+    mkdir -p "$root/$(dirname "$f")"
+    cp -L "$f" "$root/$f"
+  done
+  for f in "$stubs"/*.so.*[0-9]; do
+    [ -e "$f" ] || continue
+    real=$(lib_paths "$@" | grep "/${f##*/}\$" | head -n1)
+    mkdir -p "$root/$(dirname "$real")"
+    cp "$f" "$root/$real"
   done
 }
 
@@ -229,8 +318,17 @@ for c in "$KIT_DIR"/progs/*.c; do
     die "compiling $c failed (needs gcc and libc6-dev)"
 done
 echo "$KVER" > "$G/etc/kernel-version"
-for b in ${GUEST_KIT_EXTRA_BINS:-}; do copy_binary "$G" "$b"; done
 make_cpio "$G" "$OUT/initramfs.cpio"
+# fio and nvme-cli with their libraries (6 MiB) in an archive of their own, appended to the
+# base one for the guests that use them (the kernel unpacks concatenated archives in turn):
+# every other guest boots, and is checkpointed, without them.
+T=$STAGE/tools
+mkdir -p "$T"
+copy_binaries "$T" "${ALL_BINS[@]}"
+make_cpio "$T" "$OUT/tools.cpio"
+cat "$OUT/initramfs.cpio" "$OUT/tools.cpio" > "$OUT/initramfs-tools.cpio.tmp" &&
+  mv "$OUT/initramfs-tools.cpio.tmp" "$OUT/initramfs-tools.cpio"
+rm -f "$OUT/tools.cpio"
 
 # ---- nested test machine initramfs ---------------------------------------------------------
 K=$STAGE/kvmbox
