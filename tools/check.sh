@@ -116,11 +116,14 @@ elif [ -z "$nested_missing" ]; then
   # for longer than the longest test may take); a new nested machine then runs it once more
   # (a second hang fails it) and the tests after it.
   todo=("${GUEST_TESTS[@]}") boots=0 hung_once=" "
+  # silent for longer than the longest test may run (its "# timeout:" header) + 2 minutes
+  idle=$(( $(sed -s -n '1,15s/^# *timeout: *\([0-9][0-9]*\).*/\1/p' "$REPO"/tests/guest/*.sh |
+    sort -n | tail -n1) + 120 ))
   budget=${AMBER_KVMBOX_TIMEOUT:-3600}
   while [ ${#todo[@]} -gt 0 ] && [ $boots -lt 4 ] && [ $((SECONDS - start)) -lt "$budget" ]; do
     boots=$((boots + 1))
     "$REPO/tests/kvmbox/run" --kit "$BUILD/guest-kit" --share "$BUILD" \
-      --timeout $((budget - (SECONDS - start))) --idle-timeout 600 \
+      --timeout $((budget - (SECONDS - start))) --idle-timeout "$idle" \
       --log "$BUILD/kvmbox/serial-check-$boots.log" \
       -- "$REPO/tests/guest/run-all" "$BUILD" "${todo[@]}" 2>&1 | tee -a "$results"
     [ "${PIPESTATUS[0]}" = 124 ] || break
@@ -131,10 +134,10 @@ elif [ -z "$nested_missing" ]; then
         hung=$n
         case "$hung_once" in
           *" $n "*)
-            echo "FAIL $n (the nested test machine hung while it ran, twice: no output for 600 s)" |
+            echo "FAIL $n (the nested test machine hung while it ran, twice: no output for ${idle} s)" |
               tee -a "$results" ;;
           *)
-            echo "HANG $n: the nested test machine hung while it ran (no output for 600 s; serial log $BUILD/kvmbox/serial-check-$boots.log); running it again in a new one" |
+            echo "HANG $n: the nested test machine hung while it ran (no output for ${idle} s; serial log $BUILD/kvmbox/serial-check-$boots.log); running it again in a new one" |
               tee -a "$results"
             hung_once+="$n "
             rest+=("$n") ;;

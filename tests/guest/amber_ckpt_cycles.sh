@@ -1,5 +1,5 @@
 #!/bin/bash
-# timeout: 420
+# timeout: 600
 # Checkpoint -> restore cycles in a row, each verified, and the guest's clocks. A small
 # memcheck guest (8 MiB of pattern, 2 vCPUs; init_on_free=1 keeps freed guest pages zero,
 # so checkpoints hold only what is in use) prints its wall-clock time (time(), what
@@ -20,18 +20,19 @@
 #     (it advances only by the time the restored guest has run), so it and the RTC are
 #     behind the host by about DELAY more than before.
 #
-# The issue asks for 20 cycles. In the nested test machine (TCG) one cycle costs 15-25 s on
-# an idle 2-core host and 60-80 s when other nested machines share it, so by default this
-# test runs cycles until AMBER_CKPT_CYCLES (default 20) are done or AMBER_CKPT_BUDGET
-# seconds (default 150) have passed since the first cycle began, whichever comes first; it
-# always runs at least 3. AMBER_CKPT_BUDGET=0 runs all AMBER_CKPT_CYCLES cycles whatever they
+# The issue asks for 20 cycles. In the nested test machine (TCG) one cycle costs 8-12 s on
+# an idle 2-core host (20 cycles: about 4 min) and 30-45 s when other nested machines share
+# it, so this test runs cycles until AMBER_CKPT_CYCLES (default 20) are done or
+# AMBER_CKPT_BUDGET seconds (default 400) have passed since the first cycle began, whichever
+# comes first; it always runs at least 3 and says how many it ran. AMBER_CKPT_BUDGET=0 runs
+# all AMBER_CKPT_CYCLES cycles whatever they
 # take (run it directly, or through run-all with a larger timeout than this header's).
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/ckpt_lib.bash"
 need_kvm
 need_amber
 cycles=${AMBER_CKPT_CYCLES:-20}
-budget=${AMBER_CKPT_BUDGET:-150}
+budget=${AMBER_CKPT_BUDGET:-400}
 delay=15
 sock=$TMPD/ctl.sock
 MC_TIMEOUT=$((150 + cycles * 90))
