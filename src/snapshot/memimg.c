@@ -495,6 +495,42 @@ static int digest_mismatch(const struct memimg *mi, size_t c, uint64_t off, uint
 	return -EBADMSG;
 }
 
+/*
+ * Read chunk c of memory.bin into buf and check it against its digest. A hole
+ * is not read (most of a fresh guest): it digests like zeros, *hole says so and
+ * buf's contents are then meaningless; *zero caches the zero digest once
+ * *have_zero. 0, -EBADMSG (digest), -ENODATA (file truncated) or -errno, with
+ * err set.
+ */
+static int chunk_read_checked(int fd, const struct memimg *mi, size_t c, uint8_t *buf,
+			      bool *have_zero, uint64_t *zero, bool *hole, char *err,
+			      size_t errlen)
+{
+	uint64_t off = c * mi->chunk_size;
+	uint64_t len = mi->size - off < mi->chunk_size ? mi->size - off : mi->chunk_size;
+	uint64_t d;
+	int ret;
+
+	*hole = len == mi->chunk_size && range_is_hole(fd, off, len);
+	if (*hole) {
+		if (!*have_zero) {
+			memset(buf, 0, (size_t)len);
+			*zero = XXH3_64bits(buf, (size_t)len);
+			*have_zero = true;
+		}
+		d = *zero;
+	} else {
+		ret = read_full(fd, buf, (size_t)len, off);
+		if (ret) {
+			snprintf(err, errlen, "%s: reading chunk %zu: %s", SNAP_MEMORY_BIN, c,
+				 ret == -ENODATA ? "file is truncated" : strerror(-ret));
+			return ret;
+		}
+		d = XXH3_64bits(buf, (size_t)len);
+	}
+	return d == mi->digests[c] ? 0 : digest_mismatch(mi, c, off, len, d, err, errlen);
+}
+
 /* memimg_verify, stopping early (-ECANCELED) once *cancel is set. */
 static int memimg_verify_cancellable(int fd, const struct memimg *mi, const bool *cancel,
 				     char *err, size_t errlen)
@@ -510,37 +546,17 @@ static int memimg_verify_cancellable(int fd, const struct memimg *mi, const bool
 	if (ret)
 		goto out;
 	for (size_t c = 0; c < mi->ndigests; c++) {
-		uint64_t off = c * mi->chunk_size;
-		uint64_t len = mi->size - off < mi->chunk_size ? mi->size - off : mi->chunk_size;
-		uint64_t d;
+		bool hole;
 
 		if (cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED)) {
 			snprintf(err, errlen, "verification cancelled");
 			ret = -ECANCELED;
 			goto out;
 		}
-
-		/* A hole digests like zeros; skip reading it (most of a fresh guest). */
-		if (len == mi->chunk_size && range_is_hole(fd, off, len)) {
-			if (!have_zero) {
-				memset(buf, 0, len);
-				zero_digest = XXH3_64bits(buf, len);
-				have_zero = true;
-			}
-			d = zero_digest;
-		} else {
-			ret = read_full(fd, buf, (size_t)len, off);
-			if (ret) {
-				snprintf(err, errlen, "%s: reading chunk %zu: %s", SNAP_MEMORY_BIN, c,
-					 ret == -ENODATA ? "file is truncated" : strerror(-ret));
-				goto out;
-			}
-			d = XXH3_64bits(buf, (size_t)len);
-		}
-		if (d != mi->digests[c]) {
-			ret = digest_mismatch(mi, c, off, len, d, err, errlen);
+		ret = chunk_read_checked(fd, mi, c, buf, &have_zero, &zero_digest, &hole, err,
+					 errlen);
+		if (ret)
 			goto out;
-		}
 	}
 out:
 	free(buf);
@@ -712,28 +728,12 @@ static int memimg_copy_verified(int fd, const struct memimg *mi, struct guest_me
 	for (size_t c = 0; c < mi->ndigests; c++) {
 		uint64_t off = c * mi->chunk_size;
 		uint64_t len = mi->size - off < mi->chunk_size ? mi->size - off : mi->chunk_size;
-		bool hole = len == mi->chunk_size && range_is_hole(fd, off, len);
-		uint64_t d;
+		bool hole;
 
-		if (hole) {
-			if (!have_zero) {
-				memset(buf, 0, (size_t)len);
-				zero_digest = XXH3_64bits(buf, (size_t)len);
-				have_zero = true;
-			}
-			d = zero_digest;
-		} else {
-			ret = read_full(fd, buf, (size_t)len, off);
-			if (ret) {
-				snprintf(err, errlen, "%s: reading chunk %zu: %s", SNAP_MEMORY_BIN, c,
-					 ret == -ENODATA ? "file is truncated" : strerror(-ret));
-				ret = ret == -ENODATA ? -EINVAL : ret;
-				break;
-			}
-			d = XXH3_64bits(buf, (size_t)len);
-		}
-		if (d != mi->digests[c]) {
-			ret = digest_mismatch(mi, c, off, len, d, err, errlen);
+		ret = chunk_read_checked(fd, mi, c, buf, &have_zero, &zero_digest, &hole, err,
+					 errlen);
+		if (ret) {
+			ret = ret == -ENODATA ? -EINVAL : ret;
 			break;
 		}
 		memimg_scatter(mi, gm, off, off + len, hole ? NULL : buf, ram_is_zero);
