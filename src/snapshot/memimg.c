@@ -495,6 +495,14 @@ static int digest_mismatch(const struct memimg *mi, size_t c, uint64_t off, uint
 	return -EBADMSG;
 }
 
+/* Chunk c's length: chunk_size, or what is left of memory.bin for the last one. */
+static uint64_t chunk_len(const struct memimg *mi, size_t c)
+{
+	uint64_t off = c * mi->chunk_size;
+
+	return mi->size - off < mi->chunk_size ? mi->size - off : mi->chunk_size;
+}
+
 /*
  * Read chunk c of memory.bin into buf and check it against its digest. A hole
  * is not read (most of a fresh guest): it digests like zeros, *hole says so and
@@ -506,8 +514,7 @@ static int chunk_read_checked(int fd, const struct memimg *mi, size_t c, uint8_t
 			      bool *have_zero, uint64_t *zero, bool *hole, char *err,
 			      size_t errlen)
 {
-	uint64_t off = c * mi->chunk_size;
-	uint64_t len = mi->size - off < mi->chunk_size ? mi->size - off : mi->chunk_size;
+	uint64_t off = c * mi->chunk_size, len = chunk_len(mi, c);
 	uint64_t d;
 	int ret;
 
@@ -727,7 +734,6 @@ static int memimg_copy_verified(int fd, const struct memimg *mi, struct guest_me
 		return -ENOMEM;
 	for (size_t c = 0; c < mi->ndigests; c++) {
 		uint64_t off = c * mi->chunk_size;
-		uint64_t len = mi->size - off < mi->chunk_size ? mi->size - off : mi->chunk_size;
 		bool hole;
 
 		ret = chunk_read_checked(fd, mi, c, buf, &have_zero, &zero_digest, &hole, err,
@@ -736,7 +742,7 @@ static int memimg_copy_verified(int fd, const struct memimg *mi, struct guest_me
 			ret = ret == -ENODATA ? -EINVAL : ret;
 			break;
 		}
-		memimg_scatter(mi, gm, off, off + len, hole ? NULL : buf, ram_is_zero);
+		memimg_scatter(mi, gm, off, off + chunk_len(mi, c), hole ? NULL : buf, ram_is_zero);
 	}
 	free(buf);
 	return ret;
