@@ -113,8 +113,10 @@ elif [ -z "$nested_missing" ]; then
   echo "running guest tests $how"
   # One nested boot for all tests. A test that hangs the outer machine itself (QEMU's TCG;
   # the timeouts inside it never fire) is caught by kvmbox's --idle-timeout (nothing printed
-  # for longer than the longest test may take); a new nested machine then runs it once more
-  # (a second hang fails it) and the tests after it.
+  # for longer than the longest test may take, exit 124); one that brings it down (TCG's SVM
+  # emulation: rarely the outer machine resets, with no kernel message, exit 125) ends the
+  # boot at once. Either way a new nested machine runs that test once more (a second hang or
+  # crash fails it) and the tests after it.
   todo=("${GUEST_TESTS[@]}") boots=0 hung_once=" "
   # silent for longer than the longest test may run (its "# timeout:" header) + 2 minutes
   idle=$(( $(sed -s -n '1,15s/^# *timeout: *\([0-9][0-9]*\).*/\1/p' "$REPO"/tests/guest/*.sh |
@@ -126,7 +128,11 @@ elif [ -z "$nested_missing" ]; then
       --timeout $((budget - (SECONDS - start))) --idle-timeout "$idle" \
       --log "$BUILD/kvmbox/serial-check-$boots.log" \
       -- "$REPO/tests/guest/run-all" "$BUILD" "${todo[@]}" 2>&1 | tee -a "$results"
-    [ "${PIPESTATUS[0]}" = 124 ] || break
+    case "${PIPESTATUS[0]}" in
+      124) what="hung while it ran (no output for ${idle} s)" ;;
+      125) what="stopped while it ran (no exit status; QEMU's emulation failed)" ;;
+      *) break ;;
+    esac
     rest=() hung=
     for n in "${todo[@]}"; do
       grep -qE "^(PASS|FAIL|SKIP) $n[ :]" "$results" && continue
@@ -134,10 +140,10 @@ elif [ -z "$nested_missing" ]; then
         hung=$n
         case "$hung_once" in
           *" $n "*)
-            echo "FAIL $n (the nested test machine hung while it ran, twice: no output for ${idle} s)" |
+            echo "FAIL $n (the nested test machine $what, the second time it ran)" |
               tee -a "$results" ;;
           *)
-            echo "HANG $n: the nested test machine hung while it ran (no output for ${idle} s; serial log $BUILD/kvmbox/serial-check-$boots.log); running it again in a new one" |
+            echo "HANG $n: the nested test machine $what; serial log $BUILD/kvmbox/serial-check-$boots.log; running it again in a new one" |
               tee -a "$results"
             hung_once+="$n "
             rest+=("$n") ;;
@@ -173,7 +179,7 @@ else
   fi
   echo "guest tests ran $how in $((SECONDS - start))s"
   hangs=$(grep -c '^HANG ' "$results")
-  [ "$hangs" = 0 ] || echo "note: $hangs test run(s) hung the nested test machine and ran again in a new one (HANG lines above)"
+  [ "$hangs" = 0 ] || echo "note: $hangs test run(s) hung or stopped the nested test machine and ran again in a new one (HANG lines above)"
 fi
 
 echo

@@ -26,6 +26,10 @@
 #define CPUID1_EDX_HTT        (1u << 28)
 #define CPUID_8000_0001_ECX_SVM (1u << 2)
 #define CPUID_8000_0001_ECX_CMP_LEGACY (1u << 1)
+/* CPUID 0x40000001 EAX, KVM paravirtual features (Documentation/virt/kvm/x86/cpuid.rst) */
+#define KVM_FEATURE_BIT_ASYNC_PF        (1u << 4)
+#define KVM_FEATURE_BIT_ASYNC_PF_VMEXIT (1u << 10)
+#define KVM_FEATURE_BIT_ASYNC_PF_INT    (1u << 14)
 
 static unsigned bits_for(unsigned n)
 {
@@ -135,6 +139,22 @@ void cpuid_filter(struct kvm_cpuid2 *c, int ncpus, unsigned kvm_caps)
 				e->eax = e->ebx = 0;
 				e->ecx = e->index;
 			}
+			break;
+		case 0x40000001:
+			/*
+			 * No asynchronous page faults. With them, a guest access to
+			 * RAM the host must first read (a lazy restore maps memory.bin)
+			 * becomes a "page not present" event for the guest, which
+			 * parks the task until KVM sends a "page ready" interrupt. A
+			 * restored guest whose memory-heavy tasks stopped at once and
+			 * never woke (issue 5) had hundreds of these in flight; copy
+			 * restores, which never fault on I/O, never stalled. Cloud
+			 * Hypervisor hides ASYNC_PF_INT for its own hangs and libkrun
+			 * boots guests with no-kvmapf. Without it the vCPU simply waits
+			 * in the host for the page, as it does for any other fault.
+			 */
+			e->eax &= ~(KVM_FEATURE_BIT_ASYNC_PF | KVM_FEATURE_BIT_ASYNC_PF_VMEXIT |
+				    KVM_FEATURE_BIT_ASYNC_PF_INT);
 			break;
 		case 0x80000001:
 			e->ecx &= ~CPUID_8000_0001_ECX_SVM;
