@@ -109,6 +109,8 @@ if [ $kvm_ok = 0 ]; then
   how="directly (usable KVM)"
   "$REPO/tests/guest/run-all" "$BUILD" 2>&1 | tee "$results"
 elif [ -z "$nested_missing" ]; then
+  # the outer machine's QEMU (tools/outer-qemu.sh), kept with this build
+  export AMBER_KVMBOX_OUTER_DIR=${AMBER_KVMBOX_OUTER_DIR:-$BUILD/outer-qemu}
   how="in the nested test machine (no usable KVM here: $why_no_kvm)"
   echo "running guest tests $how"
   # One nested boot for all tests. A test that hangs the outer machine itself (QEMU's TCG;

@@ -26,6 +26,14 @@ echo "checkpointed after COUNT $last"
 ls "$TMPD" | grep -q 'tmp-' && fail "temporary directory left behind"
 "$AMBER" inspect "$ck" || fail "inspect failed"
 "$AMBER" inspect "$ck" --verify || fail "inspect --verify failed on a good checkpoint"
+# No asynchronous page faults (issue 5: a lazy restore could leave tasks waiting for a "page
+# ready" forever): the guest uses kvmclock but never enabled async PF on any vCPU.
+msr_values() { jq -r --arg n "$1" '.. | objects | select(.name? == $n) | .value | tostring' "$ck/vm.json"; }
+[ "$(msr_values KVM_SYSTEM_TIME_NEW | grep -cvE '^(0|0x0+)$')" = 2 ] ||
+  fail "vm.json does not show kvmclock enabled on both vCPUs: $(msr_values KVM_SYSTEM_TIME_NEW | tr '\n' ' ')"
+apf=$(msr_values KVM_ASYNC_PF_EN | tr '\n' ' ')
+[ -z "$(msr_values KVM_ASYNC_PF_EN | grep -vE '^(0|0x0+)$')" ] ||
+  fail "the guest enabled asynchronous page faults (KVM_ASYNC_PF_EN: $apf)"
 stored=$(du -k "$ck/memory.bin" | cut -f1)
 [ "$stored" -lt $((256 * 1024)) ] || fail "memory.bin is not sparse (${stored} KiB stored)"
 # a second checkpoint into the same DIR is refused without --force (checked before any VM pause)
