@@ -24,6 +24,13 @@ json_t *snap_json_u64(uint64_t v);
 int snap_json_to_u64(const json_t *v, uint64_t *out);
 /* "an integer", "a string", "an object", ... for messages. */
 const char *snap_json_kind(const json_t *v);
+/*
+ * 0 when v is of JSON type type (JSON_TRUE or JSON_FALSE: either boolean),
+ * else -EINVAL with `name: expected an array, got a string` (or `got
+ * nothing` for v == NULL) in err.
+ */
+int snap_json_expect(const json_t *v, json_type type, const char *name, char *err,
+		     size_t errlen);
 
 /* "path.key" (or "key" when path is empty) and "path[i]", for messages. */
 void snap_path(char *buf, size_t len, const char *path, const char *key);

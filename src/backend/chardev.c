@@ -498,9 +498,18 @@ static int chardev_wait_writable(struct chardev *c, int timeout_ms)
 	return r > 0;
 }
 
+/* The same until deadline (CLOCK_MONOTONIC ms): 1 writable, 0 timed out, -errno. */
+static int chardev_wait_until(struct chardev *c, uint64_t deadline)
+{
+	uint64_t now = chardev_now_ms();
+
+	return now >= deadline ? 0 : chardev_wait_writable(c, (int)(deadline - now));
+}
+
 ssize_t chardev_write(struct chardev *c, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
+	bool wait = c && c->out_blocking;
 	uint64_t deadline;
 	size_t off = 0;
 	ssize_t ret;
@@ -525,10 +534,9 @@ ssize_t chardev_write(struct chardev *c, const void *buf, size_t len)
 		ssize_t n;
 		int w;
 
-		if (c->out_blocking) {
-			uint64_t now = chardev_now_ms();
-
-			w = now >= deadline ? 0 : chardev_wait_writable(c, (int)(deadline - now));
+		/* A blocking fd is polled first; a non-blocking one after EAGAIN. */
+		if (wait) {
+			w = chardev_wait_until(c, deadline);
 			if (w == 0)
 				goto stalled;
 			if (w < 0) {
@@ -540,6 +548,7 @@ ssize_t chardev_write(struct chardev *c, const void *buf, size_t len)
 			n = send(c->out_fd, p + off, len - off, MSG_DONTWAIT | MSG_NOSIGNAL);
 		else
 			n = write(c->out_fd, p + off, len - off);
+		wait = c->out_blocking;
 		if (n > 0) {
 			off += (size_t)n;
 			deadline = chardev_now_ms() + CHARDEV_WRITE_TIMEOUT_MS;
@@ -548,15 +557,7 @@ ssize_t chardev_write(struct chardev *c, const void *buf, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			uint64_t now = chardev_now_ms();
-
-			w = now >= deadline ? 0 : chardev_wait_writable(c, (int)(deadline - now));
-			if (w == 0)
-				goto stalled;
-			if (w < 0) {
-				ret = w;
-				goto out;
-			}
+			wait = true;
 			continue;
 		}
 		ret = n < 0 ? -errno : -EIO;

@@ -209,11 +209,9 @@ static void client_send(struct control_client *c, json_t *msg)
 	free(text);
 }
 
-static void client_send_error(struct control_client *c, json_t *id, const char *cls,
-			      const char *desc)
+/* Send msg (consumed; NULL: out of memory) as the reply to the request with id. */
+static void client_send_reply(struct control_client *c, json_t *id, json_t *msg)
 {
-	json_t *msg = json_pack("{s:{s:s,s:s}}", "error", "class", cls, "desc", desc);
-
 	if (!msg) {
 		client_kill(c);
 		return;
@@ -222,6 +220,12 @@ static void client_send_error(struct control_client *c, json_t *id, const char *
 		json_object_set(msg, "id", id);
 	client_send(c, msg);
 	json_decref(msg);
+}
+
+static void client_send_error(struct control_client *c, json_t *id, const char *cls,
+			      const char *desc)
+{
+	client_send_reply(c, id, json_pack("{s:{s:s,s:s}}", "error", "class", cls, "desc", desc));
 }
 
 static void client_free(struct control_client *c)
@@ -350,17 +354,9 @@ static void control_req_finish(struct control_req *req)
 			client_send_error(c, req->id, "GenericError", req->err);
 		} else {
 			/* "o" steals the reference, also when json_pack fails. */
-			json_t *msg = json_pack("{s:o}", "return",
-						req->ret ? json_incref(req->ret) : json_object());
-
-			if (!msg) {
-				client_kill(c);
-			} else {
-				if (req->id)
-					json_object_set(msg, "id", req->id);
-				client_send(c, msg);
-				json_decref(msg);
-			}
+			client_send_reply(c, req->id,
+					  json_pack("{s:o}", "return",
+						    req->ret ? json_incref(req->ret) : json_object()));
 		}
 		c->busy = false;
 		/* Inside dispatch the caller's loop goes on with the next command. */
@@ -479,7 +475,7 @@ int control_register_async(struct control *ctl, const char *name, control_async_
 static void client_negotiate(struct control_client *c, json_t *id, json_t *args)
 {
 	const char *key;
-	json_t *val, *ret;
+	json_t *val;
 	char desc[256];
 
 	json_object_foreach(args, key, val) {
@@ -504,15 +500,7 @@ static void client_negotiate(struct control_client *c, json_t *id, json_t *args)
 		}
 	}
 	c->negotiated = true;
-	ret = json_pack("{s:{}}", "return");
-	if (!ret) {
-		client_kill(c);
-		return;
-	}
-	if (id)
-		json_object_set(ret, "id", id);
-	client_send(c, ret);
-	json_decref(ret);
+	client_send_reply(c, id, json_pack("{s:{}}", "return"));
 }
 
 /* One request object: QEMU qmp_dispatch() + qmp_dispatch_check_obj(). */

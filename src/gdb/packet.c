@@ -93,37 +93,26 @@ enum gdb_pkt_event gdb_pkt_feed(struct gdb_pkt_parser *p, uint8_t c)
 			pkt_put(p, c);
 		return GDB_PKT_NONE;
 	case PS_ESCAPE:
-		if (c == '$') {
-			pkt_start(p);
-			return GDB_PKT_NONE;
-		}
-		if (c == '#') {
-			/* '}' right before the end: nothing to unescape. */
-			p->malformed = true;
-			p->state = PS_SUM1;
-			return GDB_PKT_NONE;
-		}
-		p->sum += c;
-		pkt_put(p, c ^ 0x20);
-		p->state = PS_DATA;
-		return GDB_PKT_NONE;
 	case PS_REPEAT:
 		if (c == '$') {
 			pkt_start(p);
 			return GDB_PKT_NONE;
 		}
 		if (c == '#') {
+			/* '}' or '*' right before the end: nothing to unescape or repeat. */
 			p->malformed = true;
 			p->state = PS_SUM1;
 			return GDB_PKT_NONE;
 		}
 		p->sum += c;
-		/*
-		 * Count byte n repeats the previous character n - 29 times;
-		 * only printable counts are valid and there must be a
-		 * character to repeat.
-		 */
-		if (c < 32 || c > 126 || p->len == 0) {
+		if (p->state == PS_ESCAPE) {
+			pkt_put(p, c ^ 0x20);
+		} else if (c < 32 || c > 126 || p->len == 0) {
+			/*
+			 * Count byte n repeats the previous character n - 29 times;
+			 * only printable counts are valid and there must be a
+			 * character to repeat.
+			 */
 			p->malformed = true;
 		} else if (!p->overflow) {
 			uint8_t prev = p->buf[p->len - 1];

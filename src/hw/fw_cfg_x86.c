@@ -255,6 +255,24 @@ static int linux_vga_mode(const char *cmdline, uint8_t *hdr, char *err, size_t e
 	return 0;
 }
 
+/*
+ * One part of the kernel (setup, kernel, initrd) as the linuxboot option ROM
+ * reads it: load address, size and data under three keys. data is taken,
+ * also on failure.
+ */
+static int fw_cfg_x86_add_part(struct device *dev, uint16_t addr_key, uint16_t size_key,
+			       uint16_t data_key, uint32_t addr, void *data, size_t size)
+{
+	int ret = fw_cfg_add_i32(dev, addr_key, addr);
+
+	if (!ret)
+		ret = fw_cfg_add_i32(dev, size_key, (uint32_t)size);
+	if (!ret)
+		return fw_cfg_add_bytes_take(dev, data_key, data, size);
+	free(data);
+	return ret;
+}
+
 int fw_cfg_x86_add_linux(struct device *dev, const char *kernel, const char *initrd,
 			 const char *cmdline, uint64_t below_4g_mem, char *err, size_t errlen)
 {
@@ -362,11 +380,8 @@ int fw_cfg_x86_add_linux(struct device *dev, const char *kernel, const char *ini
 			goto out;
 		}
 		initrd_addr = (uint32_t)((initrd_max - isize) & ~4095ULL);
-		ret = fw_cfg_add_i32(dev, FW_CFG_INITRD_ADDR, initrd_addr);
-		if (!ret)
-			ret = fw_cfg_add_i32(dev, FW_CFG_INITRD_SIZE, (uint32_t)isize);
-		if (!ret)
-			ret = fw_cfg_add_bytes_take(dev, FW_CFG_INITRD_DATA, ibuf, isize);
+		ret = fw_cfg_x86_add_part(dev, FW_CFG_INITRD_ADDR, FW_CFG_INITRD_SIZE,
+					  FW_CFG_INITRD_DATA, initrd_addr, ibuf, isize);
 		ibuf = NULL;
 		if (ret < 0)
 			goto fwcfg_fail;
@@ -396,19 +411,14 @@ int fw_cfg_x86_add_linux(struct device *dev, const char *kernel, const char *ini
 	free(fbuf);
 	fbuf = NULL;
 
-	ret = fw_cfg_add_i32(dev, FW_CFG_KERNEL_ADDR, prot_addr);
-	if (!ret)
-		ret = fw_cfg_add_i32(dev, FW_CFG_KERNEL_SIZE, (uint32_t)ksize);
-	if (!ret)
-		ret = fw_cfg_add_bytes_take(dev, FW_CFG_KERNEL_DATA, kdata, ksize);
+	ret = fw_cfg_x86_add_part(dev, FW_CFG_KERNEL_ADDR, FW_CFG_KERNEL_SIZE, FW_CFG_KERNEL_DATA,
+				  prot_addr, kdata, ksize);
 	kdata = NULL;
-	if (!ret)
-		ret = fw_cfg_add_i32(dev, FW_CFG_SETUP_ADDR, real_addr);
-	if (!ret)
-		ret = fw_cfg_add_i32(dev, FW_CFG_SETUP_SIZE, (uint32_t)setup_size);
-	if (!ret)
-		ret = fw_cfg_add_bytes_take(dev, FW_CFG_SETUP_DATA, setup, setup_size);
-	setup = NULL;
+	if (!ret) {
+		ret = fw_cfg_x86_add_part(dev, FW_CFG_SETUP_ADDR, FW_CFG_SETUP_SIZE,
+					  FW_CFG_SETUP_DATA, real_addr, setup, setup_size);
+		setup = NULL;
+	}
 	if (ret < 0)
 		goto fwcfg_fail;
 	goto out;

@@ -448,11 +448,9 @@ static void rtc_timers_drop(struct rtc *rt, struct rtc_old_timers *old)
 
 /* ---- registers --------------------------------------------------------------- */
 
-static uint8_t rtc_read_data(struct rtc *rt)
+/* The registers that hold the running clock (the alarms do not). */
+static bool rtc_is_clock_reg(unsigned idx)
 {
-	unsigned idx = rt->index;
-	uint8_t v;
-
 	switch (idx) {
 	case RTC_SECONDS:
 	case RTC_MINUTES:
@@ -463,8 +461,22 @@ static uint8_t rtc_read_data(struct rtc *rt)
 	case RTC_YEAR:
 	case CMOS_CENTURY:
 	case CMOS_IBM_CENTURY:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static uint8_t rtc_read_data(struct rtc *rt)
+{
+	unsigned idx = rt->index;
+	uint8_t v;
+
+	if (rtc_is_clock_reg(idx)) {
 		rtc_refresh(rt);
 		return rt->cmos[idx];
+	}
+	switch (idx) {
 	case RTC_REG_A: {
 		struct rtc_time now = rtc_now(rt);
 
@@ -497,31 +509,23 @@ static void rtc_write_data(struct rtc *rt, uint8_t val, struct rtc_old_timers *o
 	unsigned idx = rt->index;
 	bool was_running = rtc_running(rt);
 
-	switch (idx) {
-	case RTC_SECONDS:
-	case RTC_MINUTES:
-	case RTC_HOURS:
-	case RTC_DAY_OF_WEEK:
-	case RTC_DAY_OF_MONTH:
-	case RTC_MONTH:
-	case RTC_YEAR:
-	case CMOS_CENTURY:
-	case CMOS_IBM_CENTURY:
-		if (!was_running) {
-			/* SET mode (or divider held): taken over when it ends. */
-			rt->cmos[idx] = val;
-			if (idx == CMOS_IBM_CENTURY)
-				rt->cmos[CMOS_CENTURY] = val;
-			break;
-		}
-		/* Running: the write sets the clock at once, keeping the phase. */
-		rtc_refresh(rt);
+	if (rtc_is_clock_reg(idx)) {
+		/*
+		 * Running: the write sets the clock at once, keeping the phase.
+		 * In SET mode (or divider held) the value is taken over when it ends.
+		 */
+		if (was_running)
+			rtc_refresh(rt);
 		rt->cmos[idx] = val;
 		if (idx == CMOS_IBM_CENTURY)
 			rt->cmos[CMOS_CENTURY] = val;
-		rtc_set_clock(rt, rtc_load_time(rt), rtc_now(rt).ns);
-		rtc_timers_update(rt, true, old);
-		break;
+		if (was_running) {
+			rtc_set_clock(rt, rtc_load_time(rt), rtc_now(rt).ns);
+			rtc_timers_update(rt, true, old);
+		}
+		return;
+	}
+	switch (idx) {
 	case RTC_REG_A: {
 		bool was_reset = (rt->cmos[RTC_REG_A] & REG_A_DV) >= 0x60;
 

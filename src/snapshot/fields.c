@@ -58,9 +58,9 @@ int snap_json_to_u64(const json_t *v, uint64_t *out)
 	return -EINVAL;
 }
 
-const char *snap_json_kind(const json_t *v)
+static const char *snap_type_name(json_type t)
 {
-	switch (json_typeof(v)) {
+	switch (t) {
 	case JSON_OBJECT:  return "an object";
 	case JSON_ARRAY:   return "an array";
 	case JSON_STRING:  return "a string";
@@ -71,6 +71,22 @@ const char *snap_json_kind(const json_t *v)
 	case JSON_NULL:    return "null";
 	}
 	return "something else";
+}
+
+const char *snap_json_kind(const json_t *v)
+{
+	return snap_type_name(json_typeof(v));
+}
+
+int snap_json_expect(const json_t *v, json_type type, const char *name, char *err,
+		     size_t errlen)
+{
+	if (type == JSON_TRUE || type == JSON_FALSE ? json_is_boolean(v)
+						     : v && json_typeof(v) == type)
+		return 0;
+	snprintf(err, errlen, "%s: expected %s, got %s", name, snap_type_name(type),
+		 v ? snap_json_kind(v) : "nothing");
+	return -EINVAL;
 }
 
 void snap_path(char *buf, size_t len, const char *path, const char *key)
@@ -84,12 +100,12 @@ void snap_path(char *buf, size_t len, const char *path, const char *key)
 static int snap_member(const json_t *obj, const char *path, const char *key, const json_t **out,
 		       char *name, size_t namelen, char *err, size_t errlen)
 {
+	int ret;
+
 	snap_path(name, namelen, path, key);
-	if (!json_is_object(obj)) {
-		snprintf(err, errlen, "%s: expected an object, got %s",
-			 path && *path ? path : "document", obj ? snap_json_kind(obj) : "nothing");
-		return -EINVAL;
-	}
+	ret = snap_json_expect(obj, JSON_OBJECT, path && *path ? path : "document", err, errlen);
+	if (ret)
+		return ret;
 	*out = json_object_get(obj, key);
 	if (!*out) {
 		snprintf(err, errlen, "%s: missing", name);
@@ -140,76 +156,63 @@ int snap_get_u32(const json_t *obj, const char *path, const char *key, uint32_t 
 	return ret;
 }
 
-int snap_get_bool(const json_t *obj, const char *path, const char *key, bool *out,
-		  char *err, size_t errlen)
+/* The member key of obj, which must be of JSON type type (JSON_TRUE: either boolean). */
+static int snap_member_of(const json_t *obj, const char *path, const char *key, json_type type,
+			  const json_t **out, char *err, size_t errlen)
 {
 	const json_t *v;
 	char name[256];
 	int ret = snap_member(obj, path, key, &v, name, sizeof(name), err, errlen);
 
-	if (ret)
-		return ret;
-	if (!json_is_boolean(v)) {
-		snprintf(err, errlen, "%s: expected a boolean, got %s", name, snap_json_kind(v));
-		return -EINVAL;
-	}
-	if (out)
+	if (!ret)
+		ret = snap_json_expect(v, type, name, err, errlen);
+	if (!ret)
+		*out = v;
+	return ret;
+}
+
+int snap_get_bool(const json_t *obj, const char *path, const char *key, bool *out,
+		  char *err, size_t errlen)
+{
+	const json_t *v;
+	int ret = snap_member_of(obj, path, key, JSON_TRUE, &v, err, errlen);
+
+	if (!ret && out)
 		*out = json_is_true(v);
-	return 0;
+	return ret;
 }
 
 int snap_get_string(const json_t *obj, const char *path, const char *key, const char **out,
 		    char *err, size_t errlen)
 {
 	const json_t *v;
-	char name[256];
-	int ret = snap_member(obj, path, key, &v, name, sizeof(name), err, errlen);
+	int ret = snap_member_of(obj, path, key, JSON_STRING, &v, err, errlen);
 
-	if (ret)
-		return ret;
-	if (!json_is_string(v)) {
-		snprintf(err, errlen, "%s: expected a string, got %s", name, snap_json_kind(v));
-		return -EINVAL;
-	}
-	if (out)
+	if (!ret && out)
 		*out = json_string_value(v);
-	return 0;
+	return ret;
 }
 
 int snap_get_object(const json_t *obj, const char *path, const char *key, const json_t **out,
 		    char *err, size_t errlen)
 {
 	const json_t *v;
-	char name[256];
-	int ret = snap_member(obj, path, key, &v, name, sizeof(name), err, errlen);
+	int ret = snap_member_of(obj, path, key, JSON_OBJECT, &v, err, errlen);
 
-	if (ret)
-		return ret;
-	if (!json_is_object(v)) {
-		snprintf(err, errlen, "%s: expected an object, got %s", name, snap_json_kind(v));
-		return -EINVAL;
-	}
-	if (out)
+	if (!ret && out)
 		*out = v;
-	return 0;
+	return ret;
 }
 
 int snap_get_array(const json_t *obj, const char *path, const char *key, const json_t **out,
 		   char *err, size_t errlen)
 {
 	const json_t *v;
-	char name[256];
-	int ret = snap_member(obj, path, key, &v, name, sizeof(name), err, errlen);
+	int ret = snap_member_of(obj, path, key, JSON_ARRAY, &v, err, errlen);
 
-	if (ret)
-		return ret;
-	if (!json_is_array(v)) {
-		snprintf(err, errlen, "%s: expected an array, got %s", name, snap_json_kind(v));
-		return -EINVAL;
-	}
-	if (out)
+	if (!ret && out)
 		*out = v;
-	return 0;
+	return ret;
 }
 
 /* Decode a base64 JSON string named name into dst (NULL: check only). */
@@ -450,11 +453,10 @@ static int field_check_elem(const struct state_field *f, const json_t *v, const 
 
 	field_label(label, sizeof(label), path, f->name, idx);
 	if (f->type == ST_BOOL) {
-		if (!json_is_boolean(v)) {
-			snprintf(err, errlen, "%s: expected a boolean, got %s", label,
-				 snap_json_kind(v));
-			return -EINVAL;
-		}
+		int ret = snap_json_expect(v, JSON_TRUE, label, err, errlen);
+
+		if (ret)
+			return ret;
 		*out = json_is_true(v);
 		return 0;
 	}
@@ -491,11 +493,9 @@ static int fields_walk(const struct state_field *f, void *base, const json_t *ob
 	uint64_t x;
 	int ret;
 
-	if (!json_is_object(obj)) {
-		snprintf(err, errlen, "%s: expected an object, got %s",
-			 path && *path ? path : "state", obj ? snap_json_kind(obj) : "nothing");
-		return -EINVAL;
-	}
+	ret = snap_json_expect(obj, JSON_OBJECT, path && *path ? path : "state", err, errlen);
+	if (ret)
+		return ret;
 	for (; f->type != ST_END; f++) {
 		const json_t *v;
 

@@ -50,11 +50,9 @@ int x86_cpuid_check(const json_t *arr, const char *path, char *err, size_t errle
 	char p[160];
 	int ret;
 
-	if (!json_is_array(arr)) {
-		snprintf(err, errlen, "%s: expected an array, got %s", path,
-			 arr ? snap_json_kind(arr) : "nothing");
-		return -EINVAL;
-	}
+	ret = snap_json_expect(arr, JSON_ARRAY, path, err, errlen);
+	if (ret)
+		return ret;
 	if (json_array_size(arr) == 0 || json_array_size(arr) > CPUID_MAX_ENTRIES) {
 		snprintf(err, errlen, "%s: %zu entries, expected 1 to %d", path, json_array_size(arr),
 			 CPUID_MAX_ENTRIES);

@@ -622,11 +622,9 @@ int x86_xcrs_check(const json_t *arr, const char *path, char *err, size_t errlen
 	uint32_t idx;
 	int ret;
 
-	if (!json_is_array(arr)) {
-		snprintf(err, errlen, "%s: expected an array, got %s", path,
-			 arr ? snap_json_kind(arr) : "nothing");
-		return -EINVAL;
-	}
+	ret = snap_json_expect(arr, JSON_ARRAY, path, err, errlen);
+	if (ret)
+		return ret;
 	if (json_array_size(arr) > 1) {
 		snprintf(err, errlen, "%s: %zu entries, KVM has only XCR0", path,
 			 json_array_size(arr));
@@ -830,11 +828,9 @@ int x86_msrs_check(const json_t *arr, const char *path, char *err, size_t errlen
 	char p[160];
 	int ret;
 
-	if (!json_is_array(arr)) {
-		snprintf(err, errlen, "%s: expected an array, got %s", path,
-			 arr ? snap_json_kind(arr) : "nothing");
-		return -EINVAL;
-	}
+	ret = snap_json_expect(arr, JSON_ARRAY, path, err, errlen);
+	if (ret)
+		return ret;
 	if (json_array_size(arr) > X86_STATE_MAX_MSRS) {
 		snprintf(err, errlen, "%s: %zu MSRs, at most %d", path, json_array_size(arr),
 			 X86_STATE_MAX_MSRS);
@@ -970,11 +966,9 @@ int x86_vcpu_state_check(const json_t *obj, const char *path, char *err, size_t 
 	uint32_t st;
 	int ret;
 
-	if (!json_is_object(obj)) {
-		snprintf(err, errlen, "%s: expected an object, got %s", path,
-			 obj ? snap_json_kind(obj) : "nothing");
-		return -EINVAL;
-	}
+	ret = snap_json_expect(obj, JSON_OBJECT, path, err, errlen);
+	if (ret)
+		return ret;
 	if ((ret = snap_get_u32(obj, path, "id", 4095, NULL, err, errlen)) ||
 	    (ret = snap_get_string(obj, path, "mp_state", &mp, err, errlen)))
 		return ret;

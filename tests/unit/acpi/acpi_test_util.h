@@ -39,6 +39,50 @@ static inline uint8_t *gptr(const struct gmem *g, uint64_t addr, size_t len)
 	return g->mem + (addr - g->base);
 }
 
+/* Where the tests place the tables: the BIOS area, as direct boot does. */
+#define PLACE_BASE 0xe0000ULL
+
+/* Built tables placed at PLACE_BASE in guest memory g. */
+struct placed {
+	struct acpi_tables t;
+	struct gmem g;
+	uint64_t rsdp;
+};
+
+/* Place the tables p->t, built already, in new memory p->g. */
+static inline void placed_place(struct placed *p)
+{
+	size_t size = acpi_place_size(&p->t);
+
+	assert_true(size > 0);
+	assert_true(size <= 0x20000);	/* fits 0xE0000-0xFFFFF even for many CPUs */
+	p->g.mem = calloc(1, size);
+	assert_non_null(p->g.mem);
+	p->g.base = PLACE_BASE;
+	p->g.size = size;
+	assert_int_equal(acpi_place(&p->t, PLACE_BASE, p->g.mem, size, &p->rsdp), 0);
+}
+
+static inline void place_cfg(const struct acpi_config *cfg, struct placed *p)
+{
+	assert_int_equal(acpi_build(cfg, &p->t), 0);
+	placed_place(p);
+}
+
+static inline void place_ncpus(int ncpus, struct placed *p)
+{
+	struct acpi_config cfg;
+
+	acpi_config_init(&cfg, ncpus);
+	place_cfg(&cfg, p);
+}
+
+static inline void placed_free(struct placed *p)
+{
+	acpi_tables_free(&p->t);
+	free(p->g.mem);
+}
+
 static inline uint8_t sum8(const uint8_t *p, size_t n)
 {
 	uint8_t s = 0;

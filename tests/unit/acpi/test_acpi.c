@@ -11,43 +11,6 @@
 #include "amber/machine.h"
 #include "amber/pci.h"
 
-#define PLACE_BASE 0xe0000ULL
-
-struct placed {
-	struct acpi_tables t;
-	struct gmem g;
-	uint64_t rsdp;
-};
-
-static void place_cfg(const struct acpi_config *cfg, struct placed *p)
-{
-	size_t size;
-
-	assert_int_equal(acpi_build(cfg, &p->t), 0);
-	size = acpi_place_size(&p->t);
-	assert_true(size > 0);
-	assert_true(size <= 0x20000);	/* fits 0xE0000-0xFFFFF even for many CPUs */
-	p->g.mem = calloc(1, size);
-	assert_non_null(p->g.mem);
-	p->g.base = PLACE_BASE;
-	p->g.size = size;
-	assert_int_equal(acpi_place(&p->t, PLACE_BASE, p->g.mem, size, &p->rsdp), 0);
-}
-
-static void place_ncpus(int ncpus, struct placed *p)
-{
-	struct acpi_config cfg;
-
-	acpi_config_init(&cfg, ncpus);
-	place_cfg(&cfg, p);
-}
-
-static void placed_free(struct placed *p)
-{
-	acpi_tables_free(&p->t);
-	free(p->g.mem);
-}
-
 static void test_placed_tables_have_valid_checksums_and_pointers(void **state)
 {
 	static const int ncpus[] = { 1, 2, 64, ACPI_MAX_CPUS };
@@ -456,10 +419,7 @@ static void test_extra_table_is_listed_and_checksummed(void **state)
 	assert_int_equal(acpi_build(&cfg, &p.t), 0);
 	assert_int_equal(acpi_tables_add(&p.t, extra, 39), -EINVAL);	/* length mismatch */
 	assert_int_equal(acpi_tables_add(&p.t, extra, sizeof(extra)), 0);
-	p.g.size = acpi_place_size(&p.t);
-	p.g.base = PLACE_BASE;
-	p.g.mem = calloc(1, p.g.size);
-	assert_int_equal(acpi_place(&p.t, PLACE_BASE, p.g.mem, p.g.size, &p.rsdp), 0);
+	placed_place(&p);
 	acpi_walk(&p.g, p.rsdp, &w);
 	assert_int_equal(w.nentries, 3);
 	assert_string_equal(w.entry_sig[2], "TEST");

@@ -16,7 +16,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define PLACE_BASE 0xe0000ULL
 #define OUT_MAX    (4 << 20)
 
 static char tmpdir[64];
@@ -149,30 +148,57 @@ static char *iasl_round_trip(const char *name, const uint8_t *table, size_t len)
 	return dsl;
 }
 
-static void check_placed_tables(int ncpus)
+/*
+ * Write the DSDT and FADT of g as dsdt<suffix>.dat and facp<suffix>.dat, and
+ * when acpiexec is there, run it on them with the batch commands cmds: it must
+ * exit 0 with no ACPI error or warning and print every string of expect
+ * (NULL-terminated).
+ */
+static void acpiexec_check(const struct gmem *g, const struct acpi_walk *w, const char *suffix,
+			   const char *cmds, const char *const *expect)
 {
-	struct acpi_config cfg;
-	struct acpi_tables t;
-	struct acpi_walk w;
-	struct gmem g;
-	uint64_t rsdp;
-	char *dsl, *out;
+	char name[2][32], *out;
+	bool ok;
 	int rc;
 
-	acpi_config_init(&cfg, ncpus);
-	assert_int_equal(acpi_build(&cfg, &t), 0);
-	g.base = PLACE_BASE;
-	g.size = acpi_place_size(&t);
-	g.mem = calloc(1, g.size);
-	assert_non_null(g.mem);
-	assert_int_equal(acpi_place(&t, PLACE_BASE, g.mem, g.size, &rsdp), 0);
-	acpi_walk(&g, rsdp, &w);
+	snprintf(name[0], sizeof(name[0]), "dsdt%s.dat", suffix);
+	snprintf(name[1], sizeof(name[1]), "facp%s.dat", suffix);
+	write_file(name[0], gptr(g, w->dsdt, 36), le(gptr(g, w->dsdt, 8) + 4, 4));
+	write_file(name[1], gptr(g, w->fadt, 276), 276);
+	if (!tool_in_path("acpiexec"))
+		return;
+	rc = run(&out, "acpiexec -b '%s' %s %s", cmds, name[0], name[1]);
+	ok = rc == 0 && !strstr(out, "ACPI Error") && !strstr(out, "ACPI Warning");
+	for (; ok && *expect; expect++)
+		ok = strstr(out, *expect) != NULL;
+	if (!ok)
+		fail_msg("acpiexec: exit %d\n%s", rc, out);
+	free(out);
+}
 
-	free(iasl_round_trip("rsdt", gptr(&g, w.rsdt, 36), le(gptr(&g, w.rsdt, 8) + 4, 4)));
-	free(iasl_round_trip("xsdt", gptr(&g, w.xsdt, 36), le(gptr(&g, w.xsdt, 8) + 4, 4)));
-	free(iasl_round_trip("facs", gptr(&g, w.facs, 64), 64));
-	free(iasl_round_trip("facp", gptr(&g, w.fadt, 276), 276));
-	dsl = iasl_round_trip("dsdt", gptr(&g, w.dsdt, 36), le(gptr(&g, w.dsdt, 8) + 4, 4));
+static void check_placed_tables(int ncpus)
+{
+	static const char *const expect[] = {
+		"Evaluation of \\_S5 returned object",
+		"[Package] Contains 128 Elements",
+		"Resource Type : Bus Number Range",
+		"Address Maximum : FEBFFFFF",
+		"2 regs on interrupt 0x9 (SCI)",
+		NULL
+	};
+	struct placed p;
+	struct gmem *g = &p.g;
+	struct acpi_walk w;
+	char *dsl;
+
+	place_ncpus(ncpus, &p);
+	acpi_walk(g, p.rsdp, &w);
+
+	free(iasl_round_trip("rsdt", gptr(g, w.rsdt, 36), le(gptr(g, w.rsdt, 8) + 4, 4)));
+	free(iasl_round_trip("xsdt", gptr(g, w.xsdt, 36), le(gptr(g, w.xsdt, 8) + 4, 4)));
+	free(iasl_round_trip("facs", gptr(g, w.facs, 64), 64));
+	free(iasl_round_trip("facp", gptr(g, w.fadt, 276), 276));
+	dsl = iasl_round_trip("dsdt", gptr(g, w.dsdt, 36), le(gptr(g, w.dsdt, 8) + 4, 4));
 	/*
 	 * Every _CRS decodes as a resource template (a malformed one would be
 	 * shown as a plain Buffer): PCI0, COM1, RTC, KBD, FWCF by default.
@@ -181,7 +207,7 @@ static void check_placed_tables(int ncpus)
 	assert_int_equal(count_lines_with(dsl, "Name (_HID, \"ACPI0007\""), ncpus);
 	free(dsl);
 
-	dsl = iasl_round_trip("apic", gptr(&g, w.madt, 36), le(gptr(&g, w.madt, 8) + 4, 4));
+	dsl = iasl_round_trip("apic", gptr(g, w.madt, 36), le(gptr(g, w.madt, 8) + 4, 4));
 	/* iasl's own reading of the MADT: exactly ncpus local APICs, all enabled */
 	assert_int_equal(count_lines_with(dsl, "Subtable Type : 00 [Processor Local APIC]"),
 			 ncpus);
@@ -190,26 +216,10 @@ static void check_placed_tables(int ncpus)
 	assert_int_equal(count_lines_with(dsl, "Subtable Type : 02 [Interrupt Source Override]"), 2);
 	free(dsl);
 
-	/* files for the acpiexec test */
-	write_file("dsdt.dat", gptr(&g, w.dsdt, 36), le(gptr(&g, w.dsdt, 8) + 4, 4));
-	write_file("facp.dat", gptr(&g, w.fadt, 276), 276);
-
 	/* acpiexec: the namespace loads and the objects evaluate */
-	if (tool_in_path("acpiexec")) {
-		rc = run(&out, "acpiexec -b 'evaluate _S5; evaluate \\_SB.PCI0._PRT; "
-			 "resources \\_SB.PCI0' dsdt.dat facp.dat");
-		if (rc != 0 || strstr(out, "ACPI Error") || strstr(out, "ACPI Warning") ||
-		    !strstr(out, "Evaluation of \\_S5 returned object") ||
-		    !strstr(out, "[Package] Contains 128 Elements") ||
-		    !strstr(out, "Resource Type : Bus Number Range") ||
-		    !strstr(out, "Address Maximum : FEBFFFFF") ||
-		    !strstr(out, "2 regs on interrupt 0x9 (SCI)"))
-			fail_msg("acpiexec: exit %d\n%s", rc, out);
-		free(out);
-	}
-
-	free(g.mem);
-	acpi_tables_free(&t);
+	acpiexec_check(g, &w, "", "evaluate _S5; evaluate \\_SB.PCI0._PRT; resources \\_SB.PCI0",
+		       expect);
+	placed_free(&p);
 }
 
 static void test_iasl_accepts_tables_for_1_cpu(void **state)
@@ -234,56 +244,35 @@ static void test_iasl_accepts_tables_for_64_cpus(void **state)
  */
 static void test_iasl_and_acpiexec_accept_a_fadt_without_pm_timer(void **state)
 {
+	static const char *const expect[] = { "Evaluation of \\_S5 returned object", NULL };
 	struct acpi_config cfg;
-	struct acpi_tables t;
 	struct acpi_walk w;
-	struct gmem g;
-	uint64_t rsdp;
-	char *dsl, *out;
-	int rc;
+	struct placed p;
+	char *dsl;
 
 	acpi_config_init(&cfg, 1);
 	cfg.pm_tmr_port = 0;
-	assert_int_equal(acpi_build(&cfg, &t), 0);
-	g.base = PLACE_BASE;
-	g.size = acpi_place_size(&t);
-	g.mem = calloc(1, g.size);
-	assert_non_null(g.mem);
-	assert_int_equal(acpi_place(&t, PLACE_BASE, g.mem, g.size, &rsdp), 0);
-	acpi_walk(&g, rsdp, &w);
-	dsl = iasl_round_trip("facp_notmr", gptr(&g, w.fadt, 276), 276);
+	place_cfg(&cfg, &p);
+	acpi_walk(&p.g, p.rsdp, &w);
+	dsl = iasl_round_trip("facp_notmr", gptr(&p.g, w.fadt, 276), 276);
 	if (!strstr(dsl, "PM Timer Block Length : 00"))
 		fail_msg("iasl does not show a zero PM timer length:\n%s", dsl);
 	free(dsl);
-	write_file("dsdt_notmr.dat", gptr(&g, w.dsdt, 36), le(gptr(&g, w.dsdt, 8) + 4, 4));
-	write_file("facp_notmr.dat", gptr(&g, w.fadt, 276), 276);
-	if (tool_in_path("acpiexec")) {
-		rc = run(&out, "acpiexec -b 'evaluate _S5' dsdt_notmr.dat facp_notmr.dat");
-		if (rc != 0 || strstr(out, "ACPI Error") || strstr(out, "ACPI Warning") ||
-		    !strstr(out, "Evaluation of \\_S5 returned object"))
-			fail_msg("acpiexec: exit %d\n%s", rc, out);
-		free(out);
-	}
-	free(g.mem);
-	acpi_tables_free(&t);
+	acpiexec_check(&p.g, &w, "_notmr", "evaluate _S5", expect);
+	placed_free(&p);
 }
 
 /* The RSDP written as iasl data-table source compiles to exactly our bytes. */
 static void test_iasl_compiles_rsdp_source_to_our_bytes(void **state)
 {
-	struct acpi_config cfg;
-	struct acpi_tables t;
+	struct placed p;
 	uint8_t *mem, *re;
-	uint64_t rsdp;
-	size_t size, relen;
+	size_t relen;
 	char src[1024], *out;
 	int rc;
 
-	acpi_config_init(&cfg, 2);
-	assert_int_equal(acpi_build(&cfg, &t), 0);
-	size = acpi_place_size(&t);
-	mem = calloc(1, size);
-	assert_int_equal(acpi_place(&t, PLACE_BASE, mem, size, &rsdp), 0);
+	place_ncpus(2, &p);
+	mem = gptr(&p.g, p.rsdp, 36);
 	snprintf(src, sizeof(src),
 		 "[0008]                          Signature : \"RSD PTR \"\n"
 		 "[0001]                           Checksum : 00\n"
@@ -306,8 +295,7 @@ static void test_iasl_compiles_rsdp_source_to_our_bytes(void **state)
 	assert_int_equal(relen, 36);
 	assert_memory_equal(re, mem, 36);	/* including both checksums */
 	free(re);
-	free(mem);
-	acpi_tables_free(&t);
+	placed_free(&p);
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)

@@ -72,15 +72,10 @@ static int fake_checkpoint(void *opaque, const json_t *args, json_t **ret, char 
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	char err[256] = "";
 
 	assert_non_null(f);
-	assert_int_equal(tdir_make(&f->d), 0);
 	f->running = true;
-	f->loop = evloop_new();
-	f->ctl = control_new(f->loop, f->d.sock, err, sizeof(err));
-	if (!f->ctl)
-		fail_msg("control_new: %s", err);
+	f->ctl = tserver_new(&f->d, &f->loop);
 	assert_int_equal(control_register(f->ctl, "query-status", fake_query_status, f), 0);
 	assert_int_equal(control_register(f->ctl, "stop", fake_stop, f), 0);
 	assert_int_equal(control_register(f->ctl, "cont", fake_cont, f), 0);

@@ -17,7 +17,13 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
 
+#include "amber/control.h"
+#include "amber/evloop.h"
 #include "control/jsonstream.h"
 
 /* Every wait in these tests ends; none should ever come close. */
@@ -248,6 +254,24 @@ static inline void tdir_remove(struct tdir *d)
 {
 	unlink(d->sock);
 	rmdir(d->dir);
+}
+
+/*
+ * A control server on a socket in a new temporary directory d, with a new
+ * *loop that is not yet running: commands are registered first.
+ */
+static inline struct control *tserver_new(struct tdir *d, struct evloop **loop)
+{
+	char err[256] = "";
+	struct control *ctl;
+
+	assert_int_equal(tdir_make(d), 0);
+	*loop = evloop_new();
+	assert_non_null(*loop);
+	ctl = control_new(*loop, d->sock, err, sizeof(err));
+	if (!ctl)
+		fail_msg("control_new: %s", err);
+	return ctl;
 }
 
 #endif

@@ -68,6 +68,36 @@ static void sink_init(struct rx_sink *s, size_t limit)
 	s->limit = limit;
 }
 
+/* A chardev reading a pipe on a running event loop, delivering to a sink. */
+struct pipe_input {
+	struct evloop *loop;
+	struct chardev *c;
+	int p[2];	/* the test writes to p[1] */
+};
+
+static void pipe_input_open(struct pipe_input *in, struct rx_sink *s)
+{
+	char err[256];
+
+	in->loop = evloop_new();
+	assert_non_null(in->loop);
+	assert_int_equal(pipe(in->p), 0);
+	assert_int_equal(evloop_start_thread(in->loop), 0);
+	in->c = chardev_open_fd(in->p[0], -1, in->loop, err, sizeof(err));
+	assert_non_null(in->c);
+	chardev_set_receiver(in->c, sink_rx, s);
+}
+
+static void pipe_input_close(struct pipe_input *in)
+{
+	chardev_close(in->c);
+	close(in->p[0]);
+	close(in->p[1]);
+	evloop_stop(in->loop);
+	evloop_join(in->loop);
+	evloop_free(in->loop);
+}
+
 static char *tmp_path(const char *name)
 {
 	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
@@ -152,50 +182,32 @@ static void test_chardev_bad_specs_fail_with_message(void **state)
 
 static void test_chardev_fd_input_reaches_receiver_on_loop(void **state)
 {
-	struct evloop *loop = evloop_new();
+	struct pipe_input in;
 	struct rx_sink s;
-	char err[256];
-	struct chardev *c;
-	int p[2];
 
 	sink_init(&s, sizeof(s.buf));
-	assert_int_equal(pipe(p), 0);
-	assert_int_equal(evloop_start_thread(loop), 0);
-	c = chardev_open_fd(p[0], -1, loop, err, sizeof(err));
-	assert_non_null(c);
-	chardev_set_receiver(c, sink_rx, &s);
-	assert_int_equal(write(p[1], "ping", 4), 4);
+	pipe_input_open(&in, &s);
+	assert_int_equal(write(in.p[1], "ping", 4), 4);
 	assert_true(wait_len(&s, 4, 2000));
 	assert_memory_equal(s.buf, "ping", 4);
 	/* Escapes are off by default for fd backends. */
-	assert_int_equal(write(p[1], "\x01x", 2), 2);
+	assert_int_equal(write(in.p[1], "\x01x", 2), 2);
 	assert_true(wait_len(&s, 6, 2000));
 	assert_int_equal(atomic_load(&s.quits), 0);
-	chardev_close(c);
-	close(p[0]);
-	close(p[1]);
-	evloop_stop(loop);
-	evloop_join(loop);
-	evloop_free(loop);
+	pipe_input_close(&in);
 }
 
 static void test_chardev_flow_control_holds_back_input(void **state)
 {
-	struct evloop *loop = evloop_new();
+	struct pipe_input in;
 	struct rx_sink s;
-	char err[256], data[1000];
-	struct chardev *c;
-	int p[2];
+	char data[1000];
 
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = (char)(i * 7);
 	sink_init(&s, 10);
-	assert_int_equal(pipe(p), 0);
-	assert_int_equal(evloop_start_thread(loop), 0);
-	c = chardev_open_fd(p[0], -1, loop, err, sizeof(err));
-	assert_non_null(c);
-	chardev_set_receiver(c, sink_rx, &s);
-	assert_int_equal(write(p[1], data, sizeof(data)), (ssize_t)sizeof(data));
+	pipe_input_open(&in, &s);
+	assert_int_equal(write(in.p[1], data, sizeof(data)), (ssize_t)sizeof(data));
 	assert_true(wait_len(&s, 10, 2000));
 	hw_sleep_ms(50);
 	assert_int_equal(sink_len(&s), 10);	/* full: the rest is held back */
@@ -203,24 +215,19 @@ static void test_chardev_flow_control_holds_back_input(void **state)
 	pthread_mutex_lock(&s.lock);
 	s.limit = sizeof(s.buf);
 	pthread_mutex_unlock(&s.lock);
-	chardev_accept_input(c, true);
+	chardev_accept_input(in.c, true);
 	assert_true(wait_len(&s, sizeof(data), 2000));
 	assert_memory_equal(s.buf, data, sizeof(data));
 	/* Explicit stop: nothing delivered until resumed. */
-	chardev_accept_input(c, false);
+	chardev_accept_input(in.c, false);
 	hw_sleep_ms(20);
-	assert_int_equal(write(p[1], "later", 5), 5);
+	assert_int_equal(write(in.p[1], "later", 5), 5);
 	hw_sleep_ms(100);
 	assert_int_equal(sink_len(&s), sizeof(data));
-	chardev_accept_input(c, true);
+	chardev_accept_input(in.c, true);
 	assert_true(wait_len(&s, sizeof(data) + 5, 2000));
 	assert_memory_equal(s.buf + sizeof(data), "later", 5);
-	chardev_close(c);
-	close(p[0]);
-	close(p[1]);
-	evloop_stop(loop);
-	evloop_join(loop);
-	evloop_free(loop);
+	pipe_input_close(&in);
 }
 
 static void test_chardev_escape_ctrl_a(void **state)

@@ -289,6 +289,19 @@ static inline uint16_t drv_create_sq(struct drv *d, uint16_t qid, uint16_t size,
 	return drv_admin(d, &cmd, NULL);
 }
 
+/* Doorbell Buffer Config (NVMe 1.3): shadow doorbells in d->dbs, event indexes in d->eis. */
+static inline void drv_dbbuf_config(struct drv *d)
+{
+	struct nvme_cmd cmd = { .opc = NVME_ADM_DBBUF_CONFIG };
+
+	d->dbs = drv_alloc(d, 1);
+	d->eis = drv_alloc(d, 1);
+	cmd.prp1 = d->dbs;
+	cmd.prp2 = d->eis;
+	assert_int_equal(drv_admin(d, &cmd, NULL), 0);
+	d->dbbuf = true;
+}
+
 /* Admin queue of 32, I/O queue pair 1 of `size` entries on vector 1. */
 static inline struct drv *drv_ready(uint16_t size)
 {

@@ -521,20 +521,23 @@ static void test_read_only_namespace_refuses_writes(void **state)
 
 /* ---- queue management ------------------------------------------------------------ */
 
+/* An admin command from its opcode, PRP1, CDW10 and CDW11: the status, dw0 in *dw0. */
+static uint16_t admin_raw(struct drv *d, uint8_t opc, uint64_t prp1, uint32_t cdw10,
+			  uint32_t cdw11, uint32_t *dw0)
+{
+	struct nvme_cmd cmd = { .opc = opc, .prp1 = prp1, .cdw10 = cdw10, .cdw11 = cdw11 };
+
+	return drv_admin(d, &cmd, dw0);
+}
+
 static uint16_t create_cq_raw(struct drv *d, uint32_t cdw10, uint32_t cdw11, uint64_t base)
 {
-	struct nvme_cmd cmd = { .opc = NVME_ADM_CREATE_CQ, .prp1 = base, .cdw10 = cdw10,
-				.cdw11 = cdw11 };
-
-	return drv_admin(d, &cmd, NULL);
+	return admin_raw(d, NVME_ADM_CREATE_CQ, base, cdw10, cdw11, NULL);
 }
 
 static uint16_t create_sq_raw(struct drv *d, uint32_t cdw10, uint32_t cdw11, uint64_t base)
 {
-	struct nvme_cmd cmd = { .opc = NVME_ADM_CREATE_SQ, .prp1 = base, .cdw10 = cdw10,
-				.cdw11 = cdw11 };
-
-	return drv_admin(d, &cmd, NULL);
+	return admin_raw(d, NVME_ADM_CREATE_SQ, base, cdw10, cdw11, NULL);
 }
 
 static void test_create_queue_errors(void **state)
@@ -620,16 +623,12 @@ static void test_delete_sq_waits_for_in_flight_io(void **state)
 
 static uint16_t get_feature(struct drv *d, uint8_t fid, uint32_t cdw11, uint32_t *dw0)
 {
-	struct nvme_cmd cmd = { .opc = NVME_ADM_GET_FEATURES, .cdw10 = fid, .cdw11 = cdw11 };
-
-	return drv_admin(d, &cmd, dw0);
+	return admin_raw(d, NVME_ADM_GET_FEATURES, 0, fid, cdw11, dw0);
 }
 
 static uint16_t set_feature(struct drv *d, uint8_t fid, uint32_t cdw11, uint32_t *dw0)
 {
-	struct nvme_cmd cmd = { .opc = NVME_ADM_SET_FEATURES, .cdw10 = fid, .cdw11 = cdw11 };
-
-	return drv_admin(d, &cmd, dw0);
+	return admin_raw(d, NVME_ADM_SET_FEATURES, 0, fid, cdw11, dw0);
 }
 
 static void test_features_get_and_set(void **state)
@@ -887,18 +886,13 @@ static void test_intx_follows_unconsumed_completions(void **state)
 static void test_shadow_doorbell_updates_are_read_from_the_buffer(void **state)
 {
 	struct drv *d = drv_new();
-	struct nvme_cmd cmd = { .opc = NVME_ADM_DBBUF_CONFIG };
+	struct nvme_cmd cmd;
 	uint64_t p;
 	uint32_t *dbs, *eis;
 	struct nvme_cqe e;
 
 	drv_enable(d, 16);
-	d->dbs = drv_alloc(d, 1);
-	d->eis = drv_alloc(d, 1);
-	cmd.prp1 = d->dbs;
-	cmd.prp2 = d->eis;
-	assert_int_equal(drv_admin(d, &cmd, NULL), 0);
-	d->dbbuf = true;
+	drv_dbbuf_config(d);
 	dbs = drv_ptr(d, d->dbs);
 	eis = drv_ptr(d, d->eis);
 	/* admin queue still works through MMIO (Linux never uses its shadow) */
@@ -976,6 +970,29 @@ static struct drv *drv_clone_ram(struct drv *d)
 	return n;
 }
 
+/* Save d (quiesced) into obj, check it and load it into a new controller on a copy of RAM. */
+static struct drv *drv_save_and_load(struct drv *d, json_t *obj)
+{
+	struct drv *n;
+	char err[256];
+
+	assert_int_equal(d->dev->cls->save(d->dev, obj), 0);
+	if (nvme_check(obj, NVME_STATE_VERSION, err, sizeof(err)))
+		fail_msg("nvme_check: %s", err);
+	n = drv_clone_ram(d);
+	assert_int_equal(n->dev->cls->load(n->dev, obj, NVME_STATE_VERSION), 0);
+	return n;
+}
+
+/* A clone shares the image file of its original. */
+static void drv_clone_free(struct drv *n)
+{
+	device_destroy_all(&n->t->m);
+	pci_bus_free(n->t->m.pci);
+	test_machine_free(n->t);
+	free(n);
+}
+
 static void test_save_check_load_continues_io(void **state)
 {
 	struct drv *d = drv_ready(16), *n;
@@ -983,7 +1000,6 @@ static void test_save_check_load_continues_io(void **state)
 	struct nvme_cmd cmd, aer = { .opc = NVME_ADM_ASYNC_EVENT };
 	struct nvme_cqe e;
 	json_t *obj = json_object();
-	char err[256];
 	uint16_t cid, aer_cid;
 
 	drv_fill(drv_ptr(d, w), 4096, 9);
@@ -995,12 +1011,9 @@ static void test_save_check_load_continues_io(void **state)
 	cmd = drv_rw(NVME_IO_READ, 1, 16, 8, r, 0);
 	cid = drv_submit(d, 1, &cmd);
 	assert_false(drv_peek(d, 1, &e));
-	assert_int_equal(d->dev->cls->save(d->dev, obj), 0);
-	assert_int_equal(nvme_check(obj, NVME_STATE_VERSION, err, sizeof(err)), 0);
 
-	n = drv_clone_ram(d);
 	/* load: the queued read runs on the new controller */
-	assert_int_equal(n->dev->cls->load(n->dev, obj, NVME_STATE_VERSION), 0);
+	n = drv_save_and_load(d, obj);
 	assert_true(drv_wait(n, 1, &e));
 	assert_int_equal(e.cid, cid);
 	assert_int_equal(drv_status(&e), 0);
@@ -1015,10 +1028,7 @@ static void test_save_check_load_continues_io(void **state)
 	assert_int_equal(e.cid, aer_cid);
 
 	json_decref(obj);
-	device_destroy_all(&n->t->m);
-	pci_bus_free(n->t->m.pci);
-	test_machine_free(n->t);
-	free(n);
+	drv_clone_free(n);
 	drv_free(d);
 }
 
@@ -1029,7 +1039,6 @@ static void test_save_keeps_completions_waiting_for_cq_space(void **state)
 	struct nvme_cmd cmd;
 	struct nvme_cqe e;
 	json_t *obj = json_object();
-	char err[256];
 	uint16_t cids[2];
 
 	drv_enable(d, 16);
@@ -1042,19 +1051,13 @@ static void test_save_keeps_completions_waiting_for_cq_space(void **state)
 	}
 	drv_sq_doorbell(d, 1, d->q[1].sq_tail);
 	assert_int_equal(d->dev->cls->quiesce(d->dev), 0);
-	assert_int_equal(d->dev->cls->save(d->dev, obj), 0);
-	assert_int_equal(nvme_check(obj, NVME_STATE_VERSION, err, sizeof(err)), 0);
-	n = drv_clone_ram(d);
-	assert_int_equal(n->dev->cls->load(n->dev, obj, NVME_STATE_VERSION), 0);
+	n = drv_save_and_load(d, obj);
 	assert_true(drv_wait(n, 1, &e));
 	assert_int_equal(e.cid, cids[0]);
 	assert_true(drv_wait(n, 1, &e));		/* posted after the head moved */
 	assert_int_equal(e.cid, cids[1]);
 	json_decref(obj);
-	device_destroy_all(&n->t->m);
-	pci_bus_free(n->t->m.pci);
-	test_machine_free(n->t);
-	free(n);
+	drv_clone_free(n);
 	drv_free(d);
 }
 

@@ -146,18 +146,6 @@ static void fast_free(struct fixture *f)
 	}
 }
 
-static void dbbuf_config(struct drv *d)
-{
-	struct nvme_cmd cmd = { .opc = NVME_ADM_DBBUF_CONFIG };
-
-	d->dbs = drv_alloc(d, 1);
-	d->eis = drv_alloc(d, 1);
-	cmd.prp1 = d->dbs;
-	cmd.prp2 = d->eis;
-	assert_int_equal(drv_admin(d, &cmd, NULL), 0);
-	d->dbbuf = true;
-}
-
 /* Wait for a completion on CQ qid that the event loop posts. */
 static bool wait_posted(struct drv *d, unsigned qid, struct nvme_cqe *e)
 {
@@ -201,7 +189,7 @@ static void test_io_doorbells_use_ioeventfd_only_with_shadow_doorbells(void **st
 	assert_int_equal(drv_create_sq(d, 1, 16, 1), 0);
 	/* without shadow doorbells the written value is needed: MMIO exits */
 	assert_int_equal(kvm.nio, 0);
-	dbbuf_config(d);
+	drv_dbbuf_config(d);
 	assert_int_equal(kvm.nio, 2);
 	assert_true(watched_fd(d->bar0 + NVME_REG_DBS + 8) >= 0);	/* SQ 1 tail */
 	assert_true(watched_fd(d->bar0 + NVME_REG_DBS + 12) >= 0);	/* CQ 1 head */
@@ -245,7 +233,7 @@ static void test_doorbell_ioeventfds_follow_bar0_and_go_away_on_disable(void **s
 	uint64_t old = d->bar0, moved = d->bar0 + 0x100000;
 
 	drv_enable(d, 16);
-	dbbuf_config(d);
+	drv_dbbuf_config(d);
 	assert_int_equal(drv_create_cq(d, 1, 16, 1), 0);
 	assert_int_equal(drv_create_sq(d, 1, 16, 1), 0);
 	assert_int_equal(kvm.nio, 2);
