@@ -113,50 +113,8 @@ elif [ -z "$nested_missing" ]; then
   export AMBER_KVMBOX_OUTER_DIR=${AMBER_KVMBOX_OUTER_DIR:-$BUILD/outer-qemu}
   how="in the nested test machine (no usable KVM here: $why_no_kvm)"
   echo "running guest tests $how"
-  # One nested boot for all tests. A test that hangs the outer machine itself (QEMU's TCG;
-  # the timeouts inside it never fire) is caught by kvmbox's --idle-timeout (nothing printed
-  # for longer than the longest test may take, exit 124); one that brings it down (TCG's SVM
-  # emulation: rarely the outer machine resets, with no kernel message, exit 125) ends the
-  # boot at once. Either way a new nested machine runs that test once more (a second hang or
-  # crash fails it) and the tests after it.
-  todo=("${GUEST_TESTS[@]}") boots=0 hung_once=" "
-  # silent for longer than the longest test may run (its "# timeout:" header) + 2 minutes
-  idle=$(( $(sed -s -n '1,15s/^# *timeout: *\([0-9][0-9]*\).*/\1/p' "$REPO"/tests/guest/*.sh |
-    sort -n | tail -n1) + 120 ))
-  budget=${AMBER_KVMBOX_TIMEOUT:-3600}
-  while [ ${#todo[@]} -gt 0 ] && [ $boots -lt 4 ] && [ $((SECONDS - start)) -lt "$budget" ]; do
-    boots=$((boots + 1))
-    "$REPO/tests/kvmbox/run" --kit "$BUILD/guest-kit" --share "$BUILD" \
-      --timeout $((budget - (SECONDS - start))) --idle-timeout "$idle" \
-      --log "$BUILD/kvmbox/serial-check-$boots.log" \
-      -- "$REPO/tests/guest/run-all" "$BUILD" "${todo[@]}" 2>&1 | tee -a "$results"
-    case "${PIPESTATUS[0]}" in
-      124) what="hung while it ran (no output for ${idle} s)" ;;
-      125) what="stopped while it ran (no exit status; QEMU's emulation failed)" ;;
-      *) break ;;
-    esac
-    rest=() hung=
-    for n in "${todo[@]}"; do
-      grep -qE "^(PASS|FAIL|SKIP) $n[ :]" "$results" && continue
-      if [ -z "$hung" ]; then
-        hung=$n
-        case "$hung_once" in
-          *" $n "*)
-            echo "FAIL $n (the nested test machine $what, the second time it ran)" |
-              tee -a "$results" ;;
-          *)
-            echo "HANG $n: the nested test machine $what; serial log $BUILD/kvmbox/serial-check-$boots.log; running it again in a new one" |
-              tee -a "$results"
-            hung_once+="$n "
-            rest+=("$n") ;;
-        esac
-      else
-        rest+=("$n")
-      fi
-    done
-    todo=("${rest[@]}")
-    [ ${#todo[@]} -gt 0 ] && echo "restarting the nested test machine for ${#todo[@]} tests"
-  done
+  # one nested boot for all tests; a test that hangs or stops it runs once more in a new one
+  "$REPO/tools/nested-guest-tests.sh" "$BUILD" "$results" "${GUEST_TESTS[@]}"
 else
   reason="$why_no_kvm; no nested test machine either (missing:$nested_missing)"
 fi
@@ -164,21 +122,17 @@ if [ -z "$how" ]; then
   for n in "${GUEST_TESTS[@]}"; do echo "SKIP $n: $reason"; done
   skipped=$((skipped + ${#GUEST_TESTS[@]}))
 else
-  line=$(grep '^GUEST-RESULTS ' "$results" | tail -n1)
-  if [ -n "$line" ] && [ "${boots:-1}" = 1 ]; then
-    eval "$(echo "$line" | sed -n 's/^GUEST-RESULTS passed=\([0-9]*\) failed=\([0-9]*\) skipped=\([0-9]*\)$/gp=\1 gf=\2 gs=\3/p')"
-    passed=$((passed + ${gp:-0})); failed=$((failed + ${gf:-0})); skipped=$((skipped + ${gs:-0}))
-  else
-    # run-all never finished (timeout, nested machine failure): tests without a result fail
-    for n in "${GUEST_TESTS[@]}"; do
-      if grep -qE "^(PASS|SKIP) $n[ :]" "$results"; then
-        grep -qE "^PASS $n " "$results" && passed=$((passed + 1)) || skipped=$((skipped + 1))
-      else
-        grep -qE "^FAIL $n " "$results" || echo "FAIL $n (no result: guest test run did not finish)"
-        failed=$((failed + 1))
-      fi
-    done
-  fi
+  # every test has its PASS/FAIL/SKIP line, or did not finish (timeout, nested machine failure)
+  for n in "${GUEST_TESTS[@]}"; do
+    if grep -qE "^PASS $n " "$results"; then
+      passed=$((passed + 1))
+    elif grep -qE "^SKIP $n[ :]" "$results"; then
+      skipped=$((skipped + 1))
+    else
+      grep -qE "^FAIL $n " "$results" || echo "FAIL $n (no result: guest test run did not finish)"
+      failed=$((failed + 1))
+    fi
+  done
   echo "guest tests ran $how in $((SECONDS - start))s"
   hangs=$(grep -c '^HANG ' "$results")
   [ "$hangs" = 0 ] || echo "note: $hangs test run(s) hung or stopped the nested test machine and ran again in a new one (HANG lines above)"
