@@ -537,8 +537,14 @@ int x86_events_check(const json_t *obj, const char *path, char *err, size_t errl
 			 path);
 		return -EINVAL;
 	}
-	if (e.exception.injected && e.exception.pending) {
-		snprintf(err, errlen, "%s.exception: both injected and pending", path);
+	/*
+	 * Injected and pending together is what KVM reports for a pending exception when
+	 * KVM_CAP_EXCEPTION_PAYLOAD is off (it "deliberately conflates" the two); amber never
+	 * enables that capability, so a payload cannot be restored.
+	 */
+	if (e.exception_has_payload) {
+		snprintf(err, errlen, "%s.exception.has_payload: amber does not enable KVM's "
+			 "exception payload interface, so a payload cannot be restored", path);
 		return -EINVAL;
 	}
 	return 0;
@@ -562,9 +568,14 @@ int x86_events_from_json(const json_t *obj, struct kvm_vcpu_events *e)
 		return ret;
 	e->flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
 		   KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM;
-	/* These two need a capability enabled; only ask for them when used. */
-	if (e->exception_has_payload)
-		e->flags |= KVM_VCPUEVENT_VALID_PAYLOAD;
+	/*
+	 * Without KVM_VCPUEVENT_VALID_PAYLOAD, KVM_SET_VCPU_EVENTS drops "pending" and delivers
+	 * the exception only if "injected" is set: a pending exception (reported by KVM as
+	 * both) is restored as injected, never lost.
+	 */
+	if (e->exception.pending)
+		e->exception.injected = 1;
+	/* This one needs a capability enabled; only ask for it when used. */
 	if (e->triple_fault.pending)
 		e->flags |= KVM_VCPUEVENT_VALID_TRIPLE_FAULT;
 	return 0;

@@ -194,6 +194,8 @@ static void test_events_round_trip_and_nmi_vector_refused(void **state)
 	char err[256];
 
 	fixture_vcpu(&v, 0);
+	/* a pending #PF as KVM reports it without the payload capability: both flags set */
+	v.events.exception.injected = 1;
 	v.events.exception.pending = 1;
 	v.events.exception.nr = 14;
 	v.events.exception.has_error_code = 1;
@@ -206,6 +208,16 @@ static void test_events_round_trip_and_nmi_vector_refused(void **state)
 	assert_int_equal(x86_events_from_json(obj, &back), 0);
 	assert_memory_equal(&back, &v.events, sizeof(back));
 	exc = json_object_get(obj, "exception");
+	/* pending alone would be dropped by KVM_SET_VCPU_EVENTS: it is restored as injected */
+	json_object_set_new(exc, "injected", json_false());
+	assert_int_equal(x86_events_check(obj, "e", err, sizeof(err)), 0);
+	assert_int_equal(x86_events_from_json(obj, &back), 0);
+	assert_true(back.exception.injected);
+	json_object_set_new(exc, "has_payload", json_true());
+	assert_int_equal(x86_events_check(obj, "vcpus[1].events", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[1].events.exception.has_payload: amber does not enable "
+			    "KVM's exception payload interface, so a payload cannot be restored");
+	json_object_set_new(exc, "has_payload", json_false());
 	json_object_set_new(exc, "nr", json_integer(2));
 	assert_int_equal(x86_events_check(obj, "vcpus[0].events", err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "vcpus[0].events.exception.nr = 2 is the NMI vector, not an "
