@@ -51,6 +51,81 @@ static uint64_t u64_or(const json_t *obj, const char *key)
 	return v;
 }
 
+static bool json_true_at(const json_t *obj, const char *key)
+{
+	return json_is_true(json_object_get(obj, key));
+}
+
+static const char *const exc_name[32] = {
+	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "", "#TS", "#NP", "#SS",
+	"#GP", "#PF", "", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+};
+
+/* Where the paging structures start (SDM Vol. 3A 4.5: CR3 layout by paging mode). */
+static uint64_t cr3_table(uint64_t cr3, uint64_t cr4, bool long_mode)
+{
+	if (long_mode)
+		return cr3 & 0x000ffffffffff000ULL;
+	if (cr4 & (1u << 5))		/* PAE: a 32-byte aligned PDPT */
+		return cr3 & 0xffffffe0ULL;
+	return cr3 & 0xfffff000ULL;
+}
+
+static bool in_ram(const struct memimg *m, uint64_t gpa)
+{
+	for (int i = 0; i < m->nslots; i++)
+		if (gpa >= m->slots[i].gpa && gpa - m->slots[i].gpa < m->slots[i].size)
+			return true;
+	return false;
+}
+
+/*
+ * One line per vCPU, what a developer looks at first in a hung or crashed
+ * guest: mode, RIP, the page-table root (flagged when it is not in guest RAM)
+ * and the events waiting for delivery.
+ */
+static void print_vcpu(const json_t *v, size_t i, const struct memimg *mem)
+{
+	const json_t *regs = json_object_get(v, "regs"), *sregs = json_object_get(v, "sregs");
+	const json_t *ev = json_object_get(v, "events"), *cs = json_object_get(sregs, "cs");
+	const json_t *exc = json_object_get(ev, "exception"), *nmi = json_object_get(ev, "nmi");
+	const json_t *irq = json_object_get(ev, "interrupt");
+	uint64_t cr0 = u64_or(sregs, "cr0"), cr3 = u64_or(sregs, "cr3");
+	uint64_t cr4 = u64_or(sregs, "cr4"), efer = u64_or(sregs, "efer");
+	bool lma = efer & (1u << 10);
+	const char *mode;
+
+	if (!(cr0 & 1))
+		mode = "real mode";
+	else if (lma)
+		mode = json_true_at(cs, "l") ? "64-bit" : "compatibility mode";
+	else
+		mode = json_true_at(cs, "db") ? "32-bit" : "16-bit protected mode";
+	printf("  vcpu %-7zu %s, %s, rip 0x%" PRIx64, i, str_or(v, "mp_state", "?"), mode,
+	       u64_or(regs, "rip"));
+	if (cr0 & (1u << 31))
+		printf(", cr3 0x%" PRIx64 "%s", cr3,
+		       in_ram(mem, cr3_table(cr3, cr4, lma)) ? "" : " (outside guest RAM)");
+	else
+		printf(", paging off");
+	if (json_true_at(exc, "injected") || json_true_at(exc, "pending")) {
+		uint64_t nr = u64_or(exc, "nr");
+
+		printf(", exception %" PRIu64 " %s pending", nr, nr < 32 ? exc_name[nr] : "");
+		if (json_true_at(exc, "has_error_code"))
+			printf(" (error code 0x%" PRIx64 ")", u64_or(exc, "error_code"));
+		if (nr == 14)
+			printf(" at cr2 0x%" PRIx64, u64_or(sregs, "cr2"));
+	}
+	if (json_true_at(irq, "injected"))
+		printf(", interrupt 0x%" PRIx64 " being delivered", u64_or(irq, "nr"));
+	if (json_true_at(nmi, "injected") || u64_or(nmi, "pending"))
+		printf(", NMI pending");
+	if (json_true_at(ev, "triple_fault_pending"))
+		printf(", triple fault pending");
+	putchar('\n');
+}
+
 static void print_summary(const struct snap_doc *d)
 {
 	const json_t *root = d->root, *host = json_object_get(root, "host");
@@ -76,6 +151,8 @@ static void print_summary(const struct snap_doc *d)
 		printf("%s%zu: %s", i ? ", " : "", i,
 		       str_or(json_array_get(vcpus, i), "mp_state", "?"));
 	printf(")\n");
+	for (size_t i = 0; i < json_array_size(vcpus); i++)
+		print_vcpu(json_array_get(vcpus, i), i, &d->mem);
 	human_size(size, sizeof(size), d->mem.size);
 	human_size(stored, sizeof(stored), on_disk);
 	printf("memory         %s in %d slot%s, %s stored in %s (%zu chunks of %" PRIu64

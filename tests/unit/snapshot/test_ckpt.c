@@ -98,6 +98,17 @@ static json_t *build_doc(void)
 		json_t *o = json_object();
 
 		fixture_vcpu(&v, i);
+		if (i == 1) {
+			/* page tables inside the 4 MiB of RAM; a #PF as KVM reports it */
+			v.sregs.cr3 = 0x3ff000;
+			v.events.exception.injected = 1;
+			v.events.exception.pending = 1;
+			v.events.exception.nr = 14;
+			v.events.exception.has_error_code = 1;
+			v.events.exception.error_code = 0x10;
+			v.events.interrupt.injected = 0;
+			v.events.nmi.pending = 1;
+		}
 		assert_int_equal(x86_vcpu_state_to_json(&v, 0, o), 0);
 		json_array_append_new(vcpus, o);
 		x86_vcpu_state_free(&v);
@@ -999,6 +1010,12 @@ static void test_inspect_summarizes_the_checkpoint(void **state)
 	assert_non_null(strstr(out, "format         amber-checkpoint version 1\n"));
 	assert_non_null(strstr(out, "amber version  " AMBER_VERSION "\n"));
 	assert_non_null(strstr(out, "vCPUs          2 (0: runnable, 1: halted)\n"));
+	assert_non_null(strstr(out, "  vcpu 0       runnable, 64-bit, rip 0xffffffff81e3a1b2, "
+			       "cr3 0x2a0e000 (outside guest RAM), interrupt 0xec being "
+			       "delivered\n"));
+	assert_non_null(strstr(out, "  vcpu 1       halted, 64-bit, rip 0xffffffff81e3a1b2, "
+			       "cr3 0x3ff000, exception 14 #PF pending (error code 0x10) at cr2 "
+			       "0x7f0000001000, NMI pending\n"));
 	assert_non_null(strstr(out, "memory         4.0 MiB in 1 slot, "));
 	assert_non_null(strstr(out, "  dev0         testdev, state version 2\n"));
 	assert_non_null(strstr(out, "TSC 2000000 kHz"));
