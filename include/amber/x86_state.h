@@ -110,6 +110,18 @@ size_t x86_msr_select(const uint32_t *kvm_list, size_t n, uint32_t *out, size_t 
 json_t *x86_msrs_to_json(const struct kvm_msr_entry *m, uint32_t n);
 int x86_msrs_check(const json_t *arr, const char *path, char *err, size_t errlen);
 int x86_msrs_from_json(const json_t *arr, struct kvm_msr_entry *m, uint32_t max, uint32_t *n);
+/*
+ * What the vCPU's MSR values must satisfy for KVM_SET_MSRS to take them, given
+ * the guest's CPUID and RAM (in_ram(opaque, gpa, len): the range is guest RAM):
+ * canonical LSTAR/CSTAR/KERNEL_GS_BASE (48 or 57 bits by the saved CR4.LA57),
+ * MTRR memory types and reserved bits (above the guest's physical address
+ * width), SPEC_CTRL/XSS/FEATURE_CONTROL bits the guest's CPUID allows, and the
+ * reserved bits and guest addresses of KVM's paravirtual MSRs. vcpu: one
+ * checked "vcpus[i]" object. Names the MSR and the reason.
+ */
+int x86_msrs_check_values(const json_t *vcpu, const struct kvm_cpuid2 *cpuid,
+			  bool (*in_ram)(const void *opaque, uint64_t gpa, uint64_t len),
+			  const void *opaque, const char *path, char *err, size_t errlen);
 
 /* The whole vCPU section. */
 int x86_vcpu_state_to_json(const struct x86_vcpu_state *s, unsigned flags, json_t *obj);
@@ -134,6 +146,9 @@ struct kvm_cpuid2 *x86_cpuid_from_json(const json_t *arr);
  */
 int x86_cpuid_check_host(const json_t *guest, const struct kvm_cpuid2 *supported,
 			 char *err, size_t errlen);
+/* The entry for leaf fn (subleaf idx where it matters), or NULL. */
+const struct kvm_cpuid_entry2 *x86_cpuid_entry(const struct kvm_cpuid2 *c, uint32_t fn,
+					       uint32_t idx);
 /* KVM_GET_SUPPORTED_CPUID from /dev/kvm; -errno when KVM is not usable. */
 int x86_kvm_supported_cpuid(struct kvm_cpuid2 **out);
 
@@ -204,8 +219,10 @@ int x86_vcpu_state_get(int vcpu_fd, uint32_t id, const uint32_t *msr_index, size
 /*
  * Write it back in the restore order; CPUID must already be set.
  * xsave2_size: this host's KVM_CAP_XSAVE2 value (0 if unsupported).
+ * On failure err names the section (and MSR) KVM refused: "msrs: KVM refuses ...".
  */
-int x86_vcpu_state_put(int vcpu_fd, size_t xsave2_size, const struct x86_vcpu_state *s);
+int x86_vcpu_state_put(int vcpu_fd, size_t xsave2_size, const struct x86_vcpu_state *s,
+		       char *err, size_t errlen);
 /* Convenience: get + to_json / check + from_json + put. */
 int x86_vcpu_state_save(int vcpu_fd, uint32_t id, const uint32_t *msr_index, size_t nmsrs,
 			size_t xsave2_size, unsigned flags, json_t *obj);

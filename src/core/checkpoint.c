@@ -522,9 +522,18 @@ int checkpoint_restore(struct vm *vm, struct snap_doc *doc, char *err, size_t er
 
 				x86_vcpu_state_advance_tsc(&s, elapsed, khz > 0 ? (uint32_t)khz : 0);
 			}
-			ret = x86_vcpu_state_put(vm->vcpus[i].fd, xs, &s);
-			if (ret < 0)
-				snprintf(msg, sizeof(msg), "%s", strerror(-ret));
+			ret = x86_vcpu_state_put(vm->vcpus[i].fd, xs, &s, msg, sizeof(msg));
+			/*
+			 * A state that passed validation and that this host's KVM
+			 * still refuses is bad input too, found before any vCPU ran
+			 * (exit 2 like the other checkpoint errors).
+			 */
+			if (ret == -EINVAL) {
+				snprintf(err, errlen, "checkpoint %s: %s: vcpus[%zu].%s",
+					 vm->cfg->restore, SNAP_VM_JSON, i, msg);
+				x86_vcpu_state_free(&s);
+				return -EBADMSG;
+			}
 		}
 		x86_vcpu_state_free(&s);
 		if (ret < 0) {

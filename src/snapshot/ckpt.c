@@ -587,6 +587,38 @@ static int check_devices_shape(const json_t *devs, char *err, size_t errlen)
 }
 
 /* Everything in vm.json that needs no host facts. Messages without a prefix. */
+static bool mem_has(const void *opaque, uint64_t gpa, uint64_t len)
+{
+	const struct memimg *m = opaque;
+
+	for (int i = 0; i < m->nslots; i++)
+		if (gpa >= m->slots[i].gpa && gpa - m->slots[i].gpa <= m->slots[i].size &&
+		    len <= m->slots[i].size - (gpa - m->slots[i].gpa))
+			return true;
+	return false;
+}
+
+/* MSR values against the guest's CPUID and RAM: needs both, so after the rest is checked. */
+static int check_msr_values(const json_t *cpuid, const json_t *vcpus, const struct memimg *mem,
+			    char *err, size_t errlen)
+{
+	struct kvm_cpuid2 *c = x86_cpuid_from_json(cpuid);
+	char p[32];
+	int ret = 0;
+
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < json_array_size(vcpus) && !ret; i++) {
+		snprintf(p, sizeof(p), "vcpus[%zu]", i);
+		ret = x86_msrs_check_values(json_array_get(vcpus, i), c, mem_has, mem, p, err,
+					    errlen);
+	}
+	free(c);
+	return ret;
+}
+
 static int check_document(const json_t *root, struct snap_doc *d, char *err, size_t errlen)
 {
 	const json_t *host, *cfg, *cpuid, *vcpus, *vm, *devs, *mem, *disks, *v;
@@ -664,7 +696,7 @@ static int check_document(const json_t *root, struct snap_doc *d, char *err, siz
 	    (ret = snap_get_array(root, NULL, "disks", &disks, err, errlen)) ||
 	    (ret = check_disks_shape(disks, err, errlen)))
 		return ret;
-	return 0;
+	return check_msr_values(cpuid, vcpus, &d->mem, err, errlen);
 }
 
 int snap_check_document(const json_t *root, char *err, size_t errlen)

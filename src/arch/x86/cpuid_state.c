@@ -155,6 +155,12 @@ static const struct kvm_cpuid_entry2 *find_entry(const struct kvm_cpuid2 *c, uin
 	return NULL;
 }
 
+const struct kvm_cpuid_entry2 *x86_cpuid_entry(const struct kvm_cpuid2 *c, uint32_t fn,
+					       uint32_t idx)
+{
+	return c ? find_entry(c, fn, idx) : NULL;
+}
+
 int x86_cpuid_check_host(const json_t *guest, const struct kvm_cpuid2 *supported,
 			 char *err, size_t errlen)
 {

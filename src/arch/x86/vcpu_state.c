@@ -887,6 +887,166 @@ int x86_msrs_check(const json_t *arr, const char *path, char *err, size_t errlen
 	return 0;
 }
 
+/* ---- MSR values KVM refuses (arch/x86/kvm/x86.c, mtrr.c, lapic.c, svm/vmx) ------------ */
+
+struct msr_ctx {
+	const struct kvm_cpuid2 *cpuid;
+	bool (*in_ram)(const void *opaque, uint64_t gpa, uint64_t len);
+	const void *opaque;
+	unsigned va_bits;	/* 48, or 57 with CR4.LA57 */
+	unsigned pa_bits;	/* CPUID 0x80000008 EAX[7:0] */
+};
+
+static bool cpuid_bit(const struct msr_ctx *c, uint32_t fn, uint32_t idx, int reg, int bit)
+{
+	const struct kvm_cpuid_entry2 *e = x86_cpuid_entry(c->cpuid, fn, idx);
+	uint32_t r[4];
+
+	if (!e)
+		return false;
+	r[0] = e->eax, r[1] = e->ebx, r[2] = e->ecx, r[3] = e->edx;
+	return (r[reg] >> bit) & 1;
+}
+
+enum { EAX, EBX, ECX, EDX };
+
+static bool is_canonical(uint64_t v, unsigned bits)
+{
+	return (uint64_t)((int64_t)(v << (64 - bits)) >> (64 - bits)) == v;
+}
+
+/* SDM Vol. 3A §11.11: UC, WC, WT, WP, WB */
+static bool mtrr_type_ok(unsigned t)
+{
+	return t == 0 || t == 1 || t == 4 || t == 5 || t == 6;
+}
+
+/* IA32_SPEC_CTRL bits the guest's CPUID offers (kvm_spec_ctrl_valid_bits and later ones). */
+static uint64_t spec_ctrl_bits(const struct msr_ctx *c)
+{
+	uint64_t ok = 0;
+
+	if (cpuid_bit(c, 7, 0, EDX, 26) || cpuid_bit(c, 0x80000008, 0, EBX, 14))
+		ok |= 1u << 0;					/* IBRS */
+	if (cpuid_bit(c, 7, 0, EDX, 27) || cpuid_bit(c, 0x80000008, 0, EBX, 15))
+		ok |= 1u << 1;					/* STIBP */
+	if (cpuid_bit(c, 7, 0, EDX, 31) || cpuid_bit(c, 0x80000008, 0, EBX, 24) ||
+	    cpuid_bit(c, 0x80000008, 0, EBX, 25))
+		ok |= 1u << 2;					/* SSBD */
+	if (cpuid_bit(c, 7, 2, EDX, 1))
+		ok |= 3u << 3;					/* IPRED_DIS_U/S */
+	if (cpuid_bit(c, 7, 2, EDX, 2))
+		ok |= 3u << 5;					/* RRSBA_DIS_U/S */
+	if (cpuid_bit(c, 7, 2, EDX, 4))
+		ok |= 1u << 10;					/* BHI_DIS_S */
+	return ok;
+}
+
+/* NULL if KVM takes v for MSR idx, else why not. */
+static const char *msr_value_problem(uint32_t idx, uint64_t v, const struct msr_ctx *c)
+{
+	uint64_t above_pa = c->pa_bits < 64 ? ~0ULL << c->pa_bits : 0;
+
+	switch (idx) {
+	case 0xc0000082: case 0xc0000083: case 0xc0000102:	/* LSTAR, CSTAR, KERNEL_GS_BASE */
+		return is_canonical(v, c->va_bits) ? NULL : "not a canonical address";
+	case 0xc0000103:					/* TSC_AUX */
+		return v >> 32 ? "bits 63:32 are reserved" : NULL;
+	case 0x2ff:						/* MTRR_DEF_TYPE */
+		if (v & ~0xcffULL)
+			return "reserved bits set";
+		return mtrr_type_ok(v & 0xff) ? NULL : "invalid memory type";
+	case 0x250: case 0x258: case 0x259:
+	case 0x268: case 0x269: case 0x26a: case 0x26b:
+	case 0x26c: case 0x26d: case 0x26e: case 0x26f:		/* fixed-range MTRRs */
+		for (int i = 0; i < 8; i++)
+			if (!mtrr_type_ok((v >> (8 * i)) & 0xff))
+				return "invalid memory type";
+		return NULL;
+	case 0x048:						/* SPEC_CTRL */
+		return v & ~spec_ctrl_bits(c) ? "sets bits the guest's CPUID does not offer" : NULL;
+	case 0xda0: {						/* XSS */
+		const struct kvm_cpuid_entry2 *e = x86_cpuid_entry(c->cpuid, 0xd, 1);
+		uint64_t ok = e ? e->ecx | (uint64_t)e->edx << 32 : 0;
+
+		return v & ~ok ? "sets state components the guest's CPUID does not offer" : NULL;
+	}
+	case 0x03a: {						/* FEATURE_CONTROL */
+		const struct kvm_cpuid_entry2 *e0 = x86_cpuid_entry(c->cpuid, 0, 0);
+		uint64_t ok = 1;				/* lock */
+
+		/* "Auth"enticAMD, "Hygo"nGenuine: KVM takes only a zero */
+		if (e0 && (e0->ebx == 0x68747541 || e0->ebx == 0x6f677948))
+			return v ? "AMD CPUs have no IA32_FEATURE_CONTROL" : NULL;
+		if (cpuid_bit(c, 1, 0, ECX, 5))
+			ok |= 6;				/* VMX in/outside SMX */
+		if (cpuid_bit(c, 7, 0, EBX, 2))
+			ok |= 3u << 17;				/* SGX */
+		ok |= 1u << 20;					/* LMCE */
+		return v & ~ok ? "sets bits the guest's CPUID does not offer" : NULL;
+	}
+	case 0x4b564d06:					/* KVM_ASYNC_PF_INT */
+		return v >> 8 ? "only bits 7:0 (the vector) may be set" : NULL;
+	case 0x4b564d02:					/* KVM_ASYNC_PF_EN */
+		if (v & 0x30)
+			return "reserved bits 5:4 set";
+		/* enabled with interrupt delivery: KVM maps the 64-bit token at the address */
+		if ((v & 9) == 9 && !c->in_ram(c->opaque, v & ~0x3fULL, 8))
+			return "the address is not in guest RAM";
+		return NULL;
+	case 0x4b564d03:					/* KVM_STEAL_TIME */
+		return v & 0x3e ? "reserved bits 5:1 set" : NULL;
+	case 0x4b564d04:					/* KVM_PV_EOI_EN */
+		if (v & 2)
+			return "the address is not 4-byte aligned";
+		if ((v & 1) && !c->in_ram(c->opaque, v & ~1ULL, 1))
+			return "the address is not in guest RAM";
+		return NULL;
+	case 0x4b564d05:					/* KVM_POLL_CONTROL */
+		return v >> 1 ? "only bit 0 may be set" : NULL;
+	default:
+		break;
+	}
+	if (idx >= 0x200 && idx <= 0x20f) {			/* variable-range MTRRs */
+		if (idx & 1)
+			return v & (above_pa | 0x7ff) ? "reserved bits set" : NULL;
+		if (v & (above_pa | 0xf00))
+			return "reserved bits set";
+		return mtrr_type_ok(v & 0xff) ? NULL : "invalid memory type";
+	}
+	return NULL;
+}
+
+int x86_msrs_check_values(const json_t *vcpu, const struct kvm_cpuid2 *cpuid,
+			  bool (*in_ram)(const void *opaque, uint64_t gpa, uint64_t len),
+			  const void *opaque, const char *path, char *err, size_t errlen)
+{
+	const json_t *arr = json_object_get(vcpu, "msrs");
+	const struct kvm_cpuid_entry2 *e = x86_cpuid_entry(cpuid, 0x80000008, 0);
+	struct msr_ctx c = { .cpuid = cpuid, .in_ram = in_ram, .opaque = opaque,
+			     .va_bits = 48, .pa_bits = e && (e->eax & 0xff) ? e->eax & 0xff : 36 };
+	uint64_t cr4 = 0;
+
+	snap_json_to_u64(json_object_get(json_object_get(vcpu, "sregs"), "cr4"), &cr4);
+	if (cr4 & (1u << 12))					/* LA57 */
+		c.va_bits = 57;
+	for (size_t i = 0; i < json_array_size(arr); i++) {
+		const json_t *m = json_array_get(arr, i);
+		uint64_t idx = 0, v = 0;
+		const char *why;
+
+		snap_json_to_u64(json_object_get(m, "index"), &idx);
+		snap_json_to_u64(json_object_get(m, "value"), &v);
+		why = msr_value_problem((uint32_t)idx, v, &c);
+		if (why) {
+			snprintf(err, errlen, "%s.msrs[%zu]: %s = 0x%" PRIx64 ": %s", path, i,
+				 json_string_value(json_object_get(m, "name")), v, why);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 int x86_msrs_from_json(const json_t *arr, struct kvm_msr_entry *m, uint32_t max, uint32_t *n)
 {
 	uint32_t k = 0;
@@ -1139,7 +1299,8 @@ fail:
 	return ret;
 }
 
-static int put_msrs(int vcpu_fd, const struct x86_vcpu_state *s, bool after_lapic)
+static int put_msrs(int vcpu_fd, const struct x86_vcpu_state *s, bool after_lapic, char *err,
+		    size_t errlen)
 {
 	struct kvm_msrs *mb = msr_buf_new();
 	uint32_t k = 0;
@@ -1156,12 +1317,32 @@ static int put_msrs(int vcpu_fd, const struct x86_vcpu_state *s, bool after_lapi
 	mb->nmsrs = k;
 	n = k ? ioctl(vcpu_fd, KVM_SET_MSRS, mb) : 0;
 	/* n: how many entries KVM accepted; it stops at the first refusal */
-	ret = n < 0 ? -errno : (uint32_t)n == k ? 0 : -EIO;
+	ret = n < 0 ? -errno : (uint32_t)n == k ? 0 : -EINVAL;
+	if (n < 0)
+		snprintf(err, errlen, "msrs: KVM_SET_MSRS failed: %s", strerror(errno));
+	else if (ret) {
+		const struct x86_msr_desc *d = x86_msr_find(mb->entries[n].index);
+
+		snprintf(err, errlen, "msrs: KVM refuses %s = 0x%llx", d ? d->name : "?",
+			 (unsigned long long)mb->entries[n].data);
+	}
 	free(mb);
 	return ret;
 }
 
-int x86_vcpu_state_put(int vcpu_fd, size_t xsave2_size, const struct x86_vcpu_state *s)
+/* put_step: one KVM_SET_* of the restore order; on failure err names the section. */
+static int put_step(int vcpu_fd, unsigned long req, void *arg, const char *what, char *err,
+		    size_t errlen)
+{
+	int ret = xioctl(vcpu_fd, req, arg);
+
+	if (ret)
+		snprintf(err, errlen, "%s: KVM refuses them (%s)", what, strerror(-ret));
+	return ret;
+}
+
+int x86_vcpu_state_put(int vcpu_fd, size_t xsave2_size, const struct x86_vcpu_state *s,
+		       char *err, size_t errlen)
 {
 	struct kvm_mp_state mp = { .mp_state = s->mp_state };
 	struct kvm_vcpu_events ev = s->events;
@@ -1177,31 +1358,34 @@ int x86_vcpu_state_put(int vcpu_fd, size_t xsave2_size, const struct x86_vcpu_st
 	if (len < X86_XSAVE_MIN_SIZE)
 		len = X86_XSAVE_MIN_SIZE;
 	xsave = calloc(1, len);
-	if (!xsave)
+	if (!xsave) {
+		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
+	}
 	if (s->xsave_size)
 		memcpy(xsave, s->xsave, s->xsave_size);
 
 	/* Order: see the comment at the top of this file. */
-	ret = xioctl(vcpu_fd, KVM_SET_SREGS, (void *)&s->sregs);
+	ret = put_step(vcpu_fd, KVM_SET_SREGS, (void *)&s->sregs, "sregs", err, errlen);
 	if (!ret)
-		ret = xioctl(vcpu_fd, KVM_SET_REGS, (void *)&s->regs);
+		ret = put_step(vcpu_fd, KVM_SET_REGS, (void *)&s->regs, "regs", err, errlen);
 	if (!ret)
-		ret = xioctl(vcpu_fd, KVM_SET_XSAVE, xsave);
+		ret = put_step(vcpu_fd, KVM_SET_XSAVE, xsave, "xsave", err, errlen);
 	if (!ret)
-		ret = xioctl(vcpu_fd, KVM_SET_XCRS, (void *)&s->xcrs);
+		ret = put_step(vcpu_fd, KVM_SET_XCRS, (void *)&s->xcrs, "xcrs", err, errlen);
 	if (!ret)
-		ret = put_msrs(vcpu_fd, s, false);
+		ret = put_msrs(vcpu_fd, s, false, err, errlen);
 	if (!ret)
-		ret = xioctl(vcpu_fd, KVM_SET_LAPIC, (void *)&s->lapic);
+		ret = put_step(vcpu_fd, KVM_SET_LAPIC, (void *)&s->lapic, "lapic", err, errlen);
 	if (!ret)
-		ret = put_msrs(vcpu_fd, s, true);
+		ret = put_msrs(vcpu_fd, s, true, err, errlen);
 	if (!ret)
-		ret = xioctl(vcpu_fd, KVM_SET_VCPU_EVENTS, &ev);
+		ret = put_step(vcpu_fd, KVM_SET_VCPU_EVENTS, &ev, "events", err, errlen);
 	if (!ret)
-		ret = xioctl(vcpu_fd, KVM_SET_MP_STATE, &mp);
+		ret = put_step(vcpu_fd, KVM_SET_MP_STATE, &mp, "mp_state", err, errlen);
 	if (!ret)
-		ret = xioctl(vcpu_fd, KVM_SET_DEBUGREGS, (void *)&s->debugregs);
+		ret = put_step(vcpu_fd, KVM_SET_DEBUGREGS, (void *)&s->debugregs, "debugregs", err,
+			       errlen);
 	free(xsave);
 	return ret;
 }
@@ -1225,12 +1409,8 @@ int x86_vcpu_state_load(int vcpu_fd, size_t xsave2_size, const json_t *obj, unsi
 	struct x86_vcpu_state s;
 	int ret = x86_vcpu_state_from_json(obj, flags, &s, err, errlen);
 
-	if (!ret) {
-		ret = x86_vcpu_state_put(vcpu_fd, xsave2_size, &s);
-		if (ret)
-			snprintf(err, errlen, "vCPU %u: KVM refused its state: %s", s.id,
-				 strerror(-ret));
-	}
+	if (!ret)
+		ret = x86_vcpu_state_put(vcpu_fd, xsave2_size, &s, err, errlen);
 	x86_vcpu_state_free(&s);
 	return ret;
 }

@@ -290,6 +290,88 @@ static void test_msrs_by_name_and_index_in_restore_order(void **state)
 	json_decref(arr);
 }
 
+/* Guest RAM for the value checks: the first 16 MiB. */
+static bool low_16m(const void *opaque, uint64_t gpa, uint64_t len)
+{
+	(void)opaque;
+	return gpa < (16u << 20) && len <= (16u << 20) - gpa;
+}
+
+/* Check one MSR value of a vCPU with the given CR4, against an AMD guest with 40 PA bits. */
+static int msr_value(uint32_t index, uint64_t value, uint64_t cr4, char *err, size_t errlen)
+{
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 2 * sizeof(c->entries[0]));
+	struct kvm_msr_entry m = { .index = index, .data = value };
+	json_t *vcpu = json_object();
+	int ret;
+
+	c->nent = 2;
+	c->entries[0] = (struct kvm_cpuid_entry2){ .function = 0, .eax = 0xd, .ebx = 0x68747541 };
+	c->entries[1] = (struct kvm_cpuid_entry2){ .function = 0x80000008, .eax = 0x3028 };
+	json_object_set_new(vcpu, "sregs", json_pack("{s:I}", "cr4", (json_int_t)cr4));
+	json_object_set_new(vcpu, "msrs", x86_msrs_to_json(&m, 1));
+	ret = x86_msrs_check_values(vcpu, c, low_16m, NULL, "vcpus[1]", err, errlen);
+	json_decref(vcpu);
+	free(c);
+	return ret;
+}
+
+/* Values KVM_SET_MSRS refuses are refused before loading, named (found by restoring
+ * mutated checkpoints on KVM: tests/guest/amber_ckpt_kvm_mutations.sh). */
+static void test_msr_values_kvm_would_refuse(void **state)
+{
+	const uint64_t la57 = 1u << 12;
+	char err[256];
+
+	assert_int_equal(msr_value(0xc0000082, 0xffffffff81000000ULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(msr_value(0xc0000082, 0xfdffffffbbe00080ULL, 0, err, sizeof(err)),
+			 -EINVAL);
+	assert_string_equal(err, "vcpus[1].msrs[0]: LSTAR = 0xfdffffffbbe00080: not a canonical "
+			    "address");
+	/* canonical with 57-bit addresses only */
+	assert_int_equal(msr_value(0xc0000102, 0xff7fffff00000000ULL, 0, err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(msr_value(0xc0000102, 0xff7fffff00000000ULL, la57, err, sizeof(err)), 0);
+	/* variable MTRRs: mask bits 10:0 and bits above the 40-bit physical width reserved */
+	assert_int_equal(msr_value(0x20b, 0xff00000800ULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(msr_value(0x20b, 1, 0, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[1].msrs[0]: IA32_MTRR_PHYSMASK5 = 0x1: reserved bits set");
+	assert_int_equal(msr_value(0x20b, 0x10000000800ULL, 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(msr_value(0x20a, 0x80000006ULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(msr_value(0x20a, 0x80000002ULL, 0, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[1].msrs[0]: IA32_MTRR_PHYSBASE5 = 0x80000002: invalid "
+			    "memory type");
+	assert_int_equal(msr_value(0x26c, 0x0505050506060606ULL, 0, err, sizeof(err)), 0);
+	assert_int_equal(msr_value(0x26c, 0x800, 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(msr_value(0x2ff, 0xc06, 0, err, sizeof(err)), 0);
+	assert_int_equal(msr_value(0x2ff, 0x1c06, 0, err, sizeof(err)), -EINVAL);
+	/* paravirtual MSRs: reserved bits, and addresses KVM maps must be guest RAM */
+	assert_int_equal(msr_value(0x4b564d02, 0x1009, 0, err, sizeof(err)), 0);
+	assert_int_equal(msr_value(0x4b564d02, 0xffffffff, 0, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[1].msrs[0]: KVM_ASYNC_PF_EN = 0xffffffff: reserved bits "
+			    "5:4 set");
+	assert_int_equal(msr_value(0x4b564d02, 0x40000009ULL, 0, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[1].msrs[0]: KVM_ASYNC_PF_EN = 0x40000009: the address is "
+			    "not in guest RAM");
+	assert_int_equal(msr_value(0x4b564d04, 0x2001, 0, err, sizeof(err)), 0);
+	assert_int_equal(msr_value(0x4b564d04, 0x2003, 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(msr_value(0x4b564d03, 0x2001, 0, err, sizeof(err)), 0);
+	assert_int_equal(msr_value(0x4b564d03, 0x2003, 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(msr_value(0x4b564d05, 2, 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(msr_value(0x4b564d06, 0xec, 0, err, sizeof(err)), 0);
+	assert_int_equal(msr_value(0x4b564d06, 0x1ec, 0, err, sizeof(err)), -EINVAL);
+	/* CPUID-dependent: nothing offered in this guest's CPUID */
+	assert_int_equal(msr_value(0x03a, 0, 0, err, sizeof(err)), 0);
+	assert_int_equal(msr_value(0x03a, 1, 0, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[1].msrs[0]: IA32_FEATURE_CONTROL = 0x1: AMD CPUs have no "
+			    "IA32_FEATURE_CONTROL");
+	assert_int_equal(msr_value(0x048, 0, 0, err, sizeof(err)), 0);
+	assert_int_equal(msr_value(0x048, 1, 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(msr_value(0xda0, 0x100, 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(msr_value(0xc0000103, 1ULL << 32, 0, err, sizeof(err)), -EINVAL);
+	assert_int_equal(msr_value(0xc0000103, 3, 0, err, sizeof(err)), 0);
+}
+
 static void test_msr_select_intersects_kvm_list_and_keeps_mtrrs(void **state)
 {
 	const uint32_t kvm_list[] = { 0x10, 0xc0000082, 0x12345, 0x4b564d01 };
@@ -538,6 +620,7 @@ int main(void)
 		cmocka_unit_test(test_events_round_trip_and_nmi_vector_refused),
 		cmocka_unit_test(test_xcrs_and_debugregs_validation),
 		cmocka_unit_test(test_msrs_by_name_and_index_in_restore_order),
+		cmocka_unit_test(test_msr_values_kvm_would_refuse),
 		cmocka_unit_test(test_msr_select_intersects_kvm_list_and_keeps_mtrrs),
 		cmocka_unit_test(test_whole_vcpu_round_trip),
 		cmocka_unit_test(test_advance_tsc_adds_elapsed_ticks),
