@@ -116,10 +116,11 @@ int x86_msrs_from_json(const json_t *arr, struct kvm_msr_entry *m, uint32_t max,
  * canonical LSTAR/CSTAR/KERNEL_GS_BASE (48 or 57 bits by the saved CR4.LA57),
  * MTRR memory types and reserved bits (above the guest's physical address
  * width), SPEC_CTRL/XSS/FEATURE_CONTROL bits the guest's CPUID allows, and the
- * reserved bits and guest addresses of KVM's paravirtual MSRs. vcpu: one
- * checked "vcpus[i]" object. Names the MSR and the reason.
+ * reserved bits and guest addresses of KVM's paravirtual MSRs; XCR0 and the
+ * XSAVE header (XSTATE_BV, XCOMP_BV, reserved bytes, MXCSR) against the
+ * guest's CPUID. vcpu: one checked "vcpus[i]" object. Names field and reason.
  */
-int x86_msrs_check_values(const json_t *vcpu, const struct kvm_cpuid2 *cpuid,
+int x86_vcpu_check_values(const json_t *vcpu, const struct kvm_cpuid2 *cpuid,
 			  bool (*in_ram)(const void *opaque, uint64_t gpa, uint64_t len),
 			  const void *opaque, const char *path, char *err, size_t errlen);
 

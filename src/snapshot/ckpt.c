@@ -612,7 +612,7 @@ static int check_msr_values(const json_t *cpuid, const json_t *vcpus, const stru
 	}
 	for (size_t i = 0; i < json_array_size(vcpus) && !ret; i++) {
 		snprintf(p, sizeof(p), "vcpus[%zu]", i);
-		ret = x86_msrs_check_values(json_array_get(vcpus, i), c, mem_has, mem, p, err,
+		ret = x86_vcpu_check_values(json_array_get(vcpus, i), c, mem_has, mem, p, err,
 					    errlen);
 	}
 	free(c);

@@ -1017,7 +1017,69 @@ static const char *msr_value_problem(uint32_t idx, uint64_t v, const struct msr_
 	return NULL;
 }
 
-int x86_msrs_check_values(const json_t *vcpu, const struct kvm_cpuid2 *cpuid,
+/*
+ * XCR0 and the XSAVE header against the guest's CPUID (what __kvm_set_xcr and
+ * KVM_SET_XSAVE's validate_user_xstate_header refuse; SDM Vol. 1 §13.4.2).
+ */
+static int check_xstate(const json_t *vcpu, const struct kvm_cpuid2 *cpuid, const char *path,
+			char *err, size_t errlen)
+{
+	const struct kvm_cpuid_entry2 *d0 = x86_cpuid_entry(cpuid, 0xd, 0);
+	uint64_t offered = d0 ? d0->eax | (uint64_t)d0->edx << 32 : 3;
+	const json_t *xs = json_object_get(vcpu, "xsave"), *xcrs = json_object_get(vcpu, "xcrs");
+	uint64_t size = 0, xcr0 = 0, bv, comp;
+	uint32_t mxcsr;
+	uint8_t *buf;
+	char p[160];
+	int ret = 0;
+
+	offered |= 3;			/* x87 and SSE state exist without XSAVE */
+	snap_json_to_u64(json_object_get(json_array_get(xcrs, 0), "value"), &xcr0);
+	if (xcr0 & ~offered) {
+		snprintf(err, errlen, "%s.xcrs[0].value = 0x%" PRIx64 ": sets state components "
+			 "the guest's CPUID does not offer (0x%" PRIx64 ")", path, xcr0, offered);
+		return -EINVAL;
+	}
+	snap_json_to_u64(json_object_get(xs, "size"), &size);
+	buf = calloc(1, size ? size : 1);
+	if (!buf) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	snap_path(p, sizeof(p), path, "xsave");
+	ret = snap_get_bytes(xs, p, "data", buf, size, NULL, err, errlen);
+	if (ret)
+		goto out;
+	memcpy(&mxcsr, buf + 24, 4);
+	memcpy(&bv, buf + 512, 8);
+	memcpy(&comp, buf + 520, 8);
+	if (bv & ~offered) {
+		snprintf(err, errlen, "%s.data: XSTATE_BV = 0x%" PRIx64 " names state components the "
+			 "guest's CPUID does not offer (0x%" PRIx64 ")", p, bv, offered);
+		ret = -EINVAL;
+	} else if (comp) {
+		snprintf(err, errlen, "%s.data: XCOMP_BV = 0x%" PRIx64 ": KVM takes only the "
+			 "standard (not compacted) format", p, comp);
+		ret = -EINVAL;
+	} else {
+		for (int i = 528; i < 576 && !ret; i++)
+			if (buf[i]) {
+				snprintf(err, errlen, "%s.data: reserved byte %d of the XSAVE header "
+					 "is not zero", p, i);
+				ret = -EINVAL;
+			}
+	}
+	/* MXCSR bits 31:16 are reserved (and DAZ, bit 6, exists on every 64-bit CPU) */
+	if (!ret && (bv & 7) && (mxcsr >> 16)) {
+		snprintf(err, errlen, "%s.data: MXCSR = 0x%x sets reserved bits 31:16", p, mxcsr);
+		ret = -EINVAL;
+	}
+out:
+	free(buf);
+	return ret;
+}
+
+int x86_vcpu_check_values(const json_t *vcpu, const struct kvm_cpuid2 *cpuid,
 			  bool (*in_ram)(const void *opaque, uint64_t gpa, uint64_t len),
 			  const void *opaque, const char *path, char *err, size_t errlen)
 {
@@ -1030,6 +1092,8 @@ int x86_msrs_check_values(const json_t *vcpu, const struct kvm_cpuid2 *cpuid,
 	snap_json_to_u64(json_object_get(json_object_get(vcpu, "sregs"), "cr4"), &cr4);
 	if (cr4 & (1u << 12))					/* LA57 */
 		c.va_bits = 57;
+	if (check_xstate(vcpu, cpuid, path, err, errlen))
+		return -EINVAL;
 	for (size_t i = 0; i < json_array_size(arr); i++) {
 		const json_t *m = json_array_get(arr, i);
 		uint64_t idx = 0, v = 0;

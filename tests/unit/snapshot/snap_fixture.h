@@ -75,7 +75,7 @@ static inline void fixture_vcpu(struct x86_vcpu_state *s, uint32_t id)
 	s->sregs.apic_base = 0xfee00000ULL | (1u << 11) | (id ? 0 : 1u << 8);
 	s->xcrs.nr_xcrs = 1;
 	s->xcrs.xcrs[0].xcr = 0;
-	s->xcrs.xcrs[0].value = 7;
+	s->xcrs.xcrs[0].value = 3;
 	s->debugregs.db[0] = 0xffffffff81000000ULL;
 	s->debugregs.dr6 = 0xffff0ff0;
 	s->debugregs.dr7 = 0x400;
@@ -114,6 +114,10 @@ static inline void fixture_vcpu(struct x86_vcpu_state *s, uint32_t id)
 	s->xsave = malloc(4096);
 	for (int i = 0; i < 4096; i++)
 		((uint8_t *)s->xsave)[i] = (uint8_t)(i * 7 + id);
+	/* a valid header: MXCSR 0x1f80, XSTATE_BV = x87|SSE (what XCR0 enables), no XCOMP_BV */
+	memcpy((uint8_t *)s->xsave + 24, &(uint32_t){ 0x1f80 }, 4);
+	memset((uint8_t *)s->xsave + 512, 0, 64);
+	((uint8_t *)s->xsave)[512] = 3;
 }
 
 static inline void fixture_vm(struct x86_vm_state *s, int64_t mono_now)

@@ -302,15 +302,20 @@ static int msr_value(uint32_t index, uint64_t value, uint64_t cr4, char *err, si
 {
 	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 2 * sizeof(c->entries[0]));
 	struct kvm_msr_entry m = { .index = index, .data = value };
-	json_t *vcpu = json_object();
+	json_t *vcpu = json_object(), *xs;
 	int ret;
 
 	c->nent = 2;
 	c->entries[0] = (struct kvm_cpuid_entry2){ .function = 0, .eax = 0xd, .ebx = 0x68747541 };
 	c->entries[1] = (struct kvm_cpuid_entry2){ .function = 0x80000008, .eax = 0x3028 };
 	json_object_set_new(vcpu, "sregs", json_pack("{s:I}", "cr4", (json_int_t)cr4));
+	json_object_set_new(vcpu, "xcrs", json_pack("[{s:i, s:i}]", "index", 0, "value", 3));
+	/* 576 bytes: the legacy area and an XSAVE header, all zero */
+	xs = json_pack("{s:i}", "size", 576);
+	snap_set_bytes(xs, "data", (uint8_t[576]){ 0 }, 576);
+	json_object_set_new(vcpu, "xsave", xs);
 	json_object_set_new(vcpu, "msrs", x86_msrs_to_json(&m, 1));
-	ret = x86_msrs_check_values(vcpu, c, low_16m, NULL, "vcpus[1]", err, errlen);
+	ret = x86_vcpu_check_values(vcpu, c, low_16m, NULL, "vcpus[1]", err, errlen);
 	json_decref(vcpu);
 	free(c);
 	return ret;
@@ -370,6 +375,57 @@ static void test_msr_values_kvm_would_refuse(void **state)
 	assert_int_equal(msr_value(0xda0, 0x100, 0, err, sizeof(err)), -EINVAL);
 	assert_int_equal(msr_value(0xc0000103, 1ULL << 32, 0, err, sizeof(err)), -EINVAL);
 	assert_int_equal(msr_value(0xc0000103, 3, 0, err, sizeof(err)), 0);
+}
+
+/* XCR0 and the XSAVE header as KVM_SET_XCRS / KVM_SET_XSAVE judge them. */
+static void test_xstate_against_the_guest_cpuid(void **state)
+{
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + sizeof(c->entries[0]));
+	uint8_t area[576] = { 0 };
+	json_t *vcpu = json_object(), *xs = json_pack("{s:i}", "size", 576);
+	char err[256];
+
+	c->nent = 1;	/* leaf 0xd: x87, SSE, AVX */
+	c->entries[0] = (struct kvm_cpuid_entry2){ .function = 0xd, .eax = 7,
+		.flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX };
+	json_object_set_new(vcpu, "sregs", json_object());
+	json_object_set_new(vcpu, "msrs", json_array());
+	json_object_set_new(vcpu, "xcrs", json_pack("[{s:i, s:i}]", "index", 0, "value", 7));
+	json_object_set_new(vcpu, "xsave", xs);
+#define CHECK() x86_vcpu_check_values(vcpu, c, low_16m, NULL, "vcpus[0]", err, sizeof(err))
+	memcpy(area + 24, &(uint32_t){ 0x1f80 }, 4);
+	area[512] = 7;
+	snap_set_bytes(xs, "data", area, sizeof(area));
+	assert_int_equal(CHECK(), 0);
+	area[512] = 0x0f;	/* MPX state: not offered */
+	snap_set_bytes(xs, "data", area, sizeof(area));
+	assert_int_equal(CHECK(), -EINVAL);
+	assert_string_equal(err, "vcpus[0].xsave.data: XSTATE_BV = 0xf names state components "
+			    "the guest's CPUID does not offer (0x7)");
+	area[512] = 7;
+	area[527] = 0x80;	/* compacted format */
+	snap_set_bytes(xs, "data", area, sizeof(area));
+	assert_int_equal(CHECK(), -EINVAL);
+	area[527] = 0;
+	area[540] = 1;
+	snap_set_bytes(xs, "data", area, sizeof(area));
+	assert_int_equal(CHECK(), -EINVAL);
+	assert_string_equal(err, "vcpus[0].xsave.data: reserved byte 540 of the XSAVE header is "
+			    "not zero");
+	area[540] = 0;
+	area[26] = 1;		/* MXCSR bit 16 */
+	snap_set_bytes(xs, "data", area, sizeof(area));
+	assert_int_equal(CHECK(), -EINVAL);
+	assert_string_equal(err, "vcpus[0].xsave.data: MXCSR = 0x11f80 sets reserved bits 31:16");
+	area[26] = 0;
+	snap_set_bytes(xs, "data", area, sizeof(area));
+	json_object_set_new(vcpu, "xcrs", json_pack("[{s:i, s:i}]", "index", 0, "value", 0x207));
+	assert_int_equal(CHECK(), -EINVAL);
+	assert_string_equal(err, "vcpus[0].xcrs[0].value = 0x207: sets state components the "
+			    "guest's CPUID does not offer (0x7)");
+#undef CHECK
+	json_decref(vcpu);
+	free(c);
 }
 
 static void test_msr_select_intersects_kvm_list_and_keeps_mtrrs(void **state)
@@ -621,6 +677,7 @@ int main(void)
 		cmocka_unit_test(test_xcrs_and_debugregs_validation),
 		cmocka_unit_test(test_msrs_by_name_and_index_in_restore_order),
 		cmocka_unit_test(test_msr_values_kvm_would_refuse),
+		cmocka_unit_test(test_xstate_against_the_guest_cpuid),
 		cmocka_unit_test(test_msr_select_intersects_kvm_list_and_keeps_mtrrs),
 		cmocka_unit_test(test_whole_vcpu_round_trip),
 		cmocka_unit_test(test_advance_tsc_adds_elapsed_ticks),
