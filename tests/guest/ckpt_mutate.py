@@ -6,7 +6,8 @@
 For each i in 0..COUNT-1, OUT_DIR/i/ gets a vm.json in which one value of the machine
 state (vcpus, vm, devices) is replaced by another of the same JSON kind -- an integer by
 another non-negative integer (bit flips, 0, all-ones, a random value), a boolean by its
-opposite, a base64 blob (XSAVE) by the same blob with a byte changed -- and a hard link
+opposite, a base64 blob (XSAVE) by the same blob with a bit flipped (half the time in its
+first 576 bytes: the legacy area and the XSAVE header) -- and a hard link
 (or copy) of SRC_DIR/memory.bin. OUT_DIR/i/mutation says what was changed. Such damage
 passes the type checks, so it is the register and device values themselves that amber's
 validation must judge: refuse them before anything is loaded, or accept only what KVM and
@@ -65,7 +66,9 @@ def new_value(old, rng):
         return v if v < 1 << 53 else str(v)
     if isinstance(old, str) and is_blob(old):
         raw = bytearray(base64.b64decode(old))
-        raw[rng.randrange(len(raw))] ^= 1 << rng.randrange(8)
+        # half the time in the first 576 bytes: XSAVE's legacy area (MXCSR) and header
+        raw[rng.randrange(min(len(raw), 576) if rng.randrange(2) else len(raw))] ^= \
+            1 << rng.randrange(8)
         return base64.b64encode(bytes(raw)).decode()
     return None
 

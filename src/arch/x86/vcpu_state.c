@@ -542,6 +542,12 @@ int x86_events_check(const json_t *obj, const char *path, char *err, size_t errl
 	 * KVM_CAP_EXCEPTION_PAYLOAD is off (it "deliberately conflates" the two); amber never
 	 * enables that capability, so a payload cannot be restored.
 	 */
+	/* KVM reports it only with KVM_CAP_X86_TRIPLE_FAULT_EVENT, which amber leaves off */
+	if (e.triple_fault.pending) {
+		snprintf(err, errlen, "%s.triple_fault_pending: amber does not enable KVM's "
+			 "triple-fault event, so it cannot be restored", path);
+		return -EINVAL;
+	}
 	if (e.exception_has_payload) {
 		snprintf(err, errlen, "%s.exception.has_payload: amber does not enable KVM's "
 			 "exception payload interface, so a payload cannot be restored", path);
@@ -575,9 +581,6 @@ int x86_events_from_json(const json_t *obj, struct kvm_vcpu_events *e)
 	 */
 	if (e->exception.pending)
 		e->exception.injected = 1;
-	/* This one needs a capability enabled; only ask for it when used. */
-	if (e->triple_fault.pending)
-		e->flags |= KVM_VCPUEVENT_VALID_TRIPLE_FAULT;
 	return 0;
 }
 
@@ -1079,6 +1082,59 @@ out:
 	return ret;
 }
 
+/* CR4 bits that exist only with a CPUID feature (KVM's __cr4_reserved_bits). */
+static const struct {
+	int bit;
+	uint32_t fn, idx;
+	int reg, fbit;
+} cr4_features[] = {
+	{ 11, 7, 0, ECX, 2 },	/* UMIP */
+	{ 12, 7, 0, ECX, 16 },	/* LA57 */
+	{ 13, 1, 0, ECX, 5 },	/* VMXE: VMX */
+	{ 16, 7, 0, EBX, 0 },	/* FSGSBASE */
+	{ 17, 1, 0, ECX, 17 },	/* PCIDE: PCID */
+	{ 18, 1, 0, ECX, 26 },	/* OSXSAVE: XSAVE */
+	{ 20, 7, 0, EBX, 7 },	/* SMEP */
+	{ 21, 7, 0, EBX, 20 },	/* SMAP */
+	{ 22, 7, 0, ECX, 3 },	/* PKE: PKU */
+	{ 23, 7, 0, ECX, 7 },	/* CET: shadow stacks ... */
+	{ 23, 7, 0, EDX, 20 },	/* ... or indirect branch tracking */
+	{ 27, 7, 1, EAX, 26 },	/* LAM_SUP: LAM */
+};
+
+/* CR0, CR3 and CR4 as kvm_is_valid_sregs judges them, given the guest's CPUID. */
+static int check_control_regs(const json_t *vcpu, const struct msr_ctx *c, const char *path,
+			      char *err, size_t errlen)
+{
+	const json_t *sregs = json_object_get(vcpu, "sregs");
+	uint64_t cr0 = 0, cr3 = 0, cr4 = 0, efer = 0, ok = 0x7ff;	/* VME .. OSXMMEXCPT */
+
+	snap_json_to_u64(json_object_get(sregs, "cr0"), &cr0);
+	snap_json_to_u64(json_object_get(sregs, "cr3"), &cr3);
+	snap_json_to_u64(json_object_get(sregs, "cr4"), &cr4);
+	snap_json_to_u64(json_object_get(sregs, "efer"), &efer);
+	for (size_t i = 0; i < ARRAY_LEN(cr4_features); i++)
+		if (cpuid_bit(c, cr4_features[i].fn, cr4_features[i].idx, cr4_features[i].reg,
+			      cr4_features[i].fbit))
+			ok |= 1ULL << cr4_features[i].bit;
+	if (cr4 & ~ok) {
+		snprintf(err, errlen, "%s.sregs.cr4 = 0x%" PRIx64 ": bits 0x%" PRIx64 " are reserved "
+			 "or need a feature the guest's CPUID does not offer", path, cr4, cr4 & ~ok);
+		return -EINVAL;
+	}
+	if (cr0 >> 32) {
+		snprintf(err, errlen, "%s.sregs.cr0 = 0x%" PRIx64 ": bits 63:32 are reserved", path,
+			 cr0);
+		return -EINVAL;
+	}
+	if ((efer & X86_EFER_LME) && (cr0 & X86_CR0_PG) && c->pa_bits < 64 && cr3 >> c->pa_bits) {
+		snprintf(err, errlen, "%s.sregs.cr3 = 0x%" PRIx64 ": beyond the guest's %u-bit "
+			 "physical addresses", path, cr3, c->pa_bits);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int x86_vcpu_check_values(const json_t *vcpu, const struct kvm_cpuid2 *cpuid,
 			  bool (*in_ram)(const void *opaque, uint64_t gpa, uint64_t len),
 			  const void *opaque, const char *path, char *err, size_t errlen)
@@ -1092,7 +1148,8 @@ int x86_vcpu_check_values(const json_t *vcpu, const struct kvm_cpuid2 *cpuid,
 	snap_json_to_u64(json_object_get(json_object_get(vcpu, "sregs"), "cr4"), &cr4);
 	if (cr4 & (1u << 12))					/* LA57 */
 		c.va_bits = 57;
-	if (check_xstate(vcpu, cpuid, path, err, errlen))
+	if (check_control_regs(vcpu, &c, path, err, errlen) ||
+	    check_xstate(vcpu, cpuid, path, err, errlen))
 		return -EINVAL;
 	for (size_t i = 0; i < json_array_size(arr); i++) {
 		const json_t *m = json_array_get(arr, i);

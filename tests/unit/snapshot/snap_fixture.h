@@ -69,7 +69,7 @@ static inline void fixture_vcpu(struct x86_vcpu_state *s, uint32_t id)
 	s->sregs.cr0 = 0x80050033;
 	s->sregs.cr2 = 0x7f0000001000ULL;
 	s->sregs.cr3 = 0x2a0e000;
-	s->sregs.cr4 = 0x3506f0;
+	s->sregs.cr4 = 0x6f0;	/* PSE PAE MCE PGE OSFXSR OSXMMEXCPT: no CPUID feature needed */
 	s->sregs.cr8 = 0;
 	s->sregs.efer = 0xd01;
 	s->sregs.apic_base = 0xfee00000ULL | (1u << 11) | (id ? 0 : 1u << 8);

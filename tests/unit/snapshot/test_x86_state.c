@@ -218,6 +218,11 @@ static void test_events_round_trip_and_nmi_vector_refused(void **state)
 	assert_string_equal(err, "vcpus[1].events.exception.has_payload: amber does not enable "
 			    "KVM's exception payload interface, so a payload cannot be restored");
 	json_object_set_new(exc, "has_payload", json_false());
+	json_object_set_new(obj, "triple_fault_pending", json_true());
+	assert_int_equal(x86_events_check(obj, "vcpus[1].events", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[1].events.triple_fault_pending: amber does not enable "
+			    "KVM's triple-fault event, so it cannot be restored");
+	json_object_set_new(obj, "triple_fault_pending", json_false());
 	json_object_set_new(exc, "nr", json_integer(2));
 	assert_int_equal(x86_events_check(obj, "vcpus[0].events", err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "vcpus[0].events.exception.nr = 2 is the NMI vector, not an "
@@ -300,14 +305,16 @@ static bool low_16m(const void *opaque, uint64_t gpa, uint64_t len)
 /* Check one MSR value of a vCPU with the given CR4, against an AMD guest with 40 PA bits. */
 static int msr_value(uint32_t index, uint64_t value, uint64_t cr4, char *err, size_t errlen)
 {
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 2 * sizeof(c->entries[0]));
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 3 * sizeof(c->entries[0]));
 	struct kvm_msr_entry m = { .index = index, .data = value };
 	json_t *vcpu = json_object(), *xs;
 	int ret;
 
-	c->nent = 2;
+	c->nent = 3;
 	c->entries[0] = (struct kvm_cpuid_entry2){ .function = 0, .eax = 0xd, .ebx = 0x68747541 };
 	c->entries[1] = (struct kvm_cpuid_entry2){ .function = 0x80000008, .eax = 0x3028 };
+	c->entries[2] = (struct kvm_cpuid_entry2){ .function = 7, .ecx = 1u << 16,	/* LA57 */
+		.flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX };
 	json_object_set_new(vcpu, "sregs", json_pack("{s:I}", "cr4", (json_int_t)cr4));
 	json_object_set_new(vcpu, "xcrs", json_pack("[{s:i, s:i}]", "index", 0, "value", 3));
 	/* 576 bytes: the legacy area and an XSAVE header, all zero */
@@ -375,6 +382,12 @@ static void test_msr_values_kvm_would_refuse(void **state)
 	assert_int_equal(msr_value(0xda0, 0x100, 0, err, sizeof(err)), -EINVAL);
 	assert_int_equal(msr_value(0xc0000103, 1ULL << 32, 0, err, sizeof(err)), -EINVAL);
 	assert_int_equal(msr_value(0xc0000103, 3, 0, err, sizeof(err)), 0);
+	/* CR4: LA57 is offered by this CPUID, SMEP (bit 20) and bit 28 are not */
+	assert_int_equal(msr_value(0x10, 0, 0x10f0 | la57, err, sizeof(err)), 0);
+	assert_int_equal(msr_value(0x10, 0, 0x1006f0 | la57, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[1].sregs.cr4 = 0x1016f0: bits 0x100000 are reserved or "
+			    "need a feature the guest's CPUID does not offer");
+	assert_int_equal(msr_value(0x10, 0, 1ULL << 28, err, sizeof(err)), -EINVAL);
 }
 
 /* XCR0 and the XSAVE header as KVM_SET_XCRS / KVM_SET_XSAVE judge them. */
