@@ -120,6 +120,17 @@ static inline void fixture_vcpu(struct x86_vcpu_state *s, uint32_t id)
 	((uint8_t *)s->xsave)[512] = 3;
 }
 
+/* A #PF waiting for delivery, as KVM reports it without KVM_CAP_EXCEPTION_PAYLOAD. */
+static inline void fixture_pending_pf(struct kvm_vcpu_events *e, uint32_t error_code)
+{
+	e->exception.injected = 1;
+	e->exception.pending = 1;
+	e->exception.nr = 14;
+	e->exception.has_error_code = 1;
+	e->exception.error_code = error_code;
+	e->nmi.pending = 1;
+}
+
 static inline void fixture_vm(struct x86_vm_state *s, int64_t mono_now)
 {
 	memset(s, 0, sizeof(*s));

@@ -101,13 +101,8 @@ static json_t *build_doc(void)
 		if (i == 1) {
 			/* page tables inside the 4 MiB of RAM; a #PF as KVM reports it */
 			v.sregs.cr3 = 0x3ff000;
-			v.events.exception.injected = 1;
-			v.events.exception.pending = 1;
-			v.events.exception.nr = 14;
-			v.events.exception.has_error_code = 1;
-			v.events.exception.error_code = 0x10;
+			fixture_pending_pf(&v.events, 0x10);
 			v.events.interrupt.injected = 0;
-			v.events.nmi.pending = 1;
 		}
 		assert_int_equal(x86_vcpu_state_to_json(&v, 0, o), 0);
 		json_array_append_new(vcpus, o);

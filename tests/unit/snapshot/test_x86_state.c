@@ -194,13 +194,7 @@ static void test_events_round_trip_and_nmi_vector_refused(void **state)
 	char err[256];
 
 	fixture_vcpu(&v, 0);
-	/* a pending #PF as KVM reports it without the payload capability: both flags set */
-	v.events.exception.injected = 1;
-	v.events.exception.pending = 1;
-	v.events.exception.nr = 14;
-	v.events.exception.has_error_code = 1;
-	v.events.exception.error_code = 2;
-	v.events.nmi.pending = 1;
+	fixture_pending_pf(&v.events, 2);	/* injected and pending both set */
 	v.events.smi.latched_init = 1;
 	assert_int_equal(x86_events_to_json(&v.events, obj), 0);
 	obj = reparse(obj);
