@@ -40,7 +40,13 @@ struct device_class {
 	 * device; on error write a message naming the field into err.
 	 */
 	int (*check)(const json_t *obj, uint32_t version, char *err, size_t errlen);
-	/* Load a section that check() accepted. */
+	/*
+	 * Optional: does a section that check() accepted fit this instance
+	 * (identity registers, vector counts, disks)? Called by restore before
+	 * anything is loaded; changes nothing; err names the field.
+	 */
+	int (*match)(struct device *dev, const json_t *obj, char *err, size_t errlen);
+	/* Load a section that check() (and match()) accepted. */
 	int (*load)(struct device *dev, const json_t *obj, uint32_t version);
 };
 

@@ -183,6 +183,8 @@ void pci_msix_write(struct pci_dev *d, uint64_t off, uint64_t val, unsigned size
  */
 int pci_dev_save(const struct pci_dev *d, json_t *obj);
 int pci_dev_check(const json_t *obj, char *err, size_t errlen);
+/* Would pci_dev_load take this checked section? 0, or -EINVAL with err naming why. */
+int pci_dev_match(const struct pci_dev *d, const json_t *obj, char *err, size_t errlen);
 int pci_dev_load(struct pci_dev *d, const json_t *obj);
 
 #endif

@@ -353,6 +353,7 @@ struct kvm_cpuid2 *checkpoint_cpuid(struct snap_doc *doc)
 /* The machine just built must have exactly the checkpoint's devices. */
 static int restore_match_devices(struct vm *vm, const json_t *devs, char *err, size_t errlen)
 {
+	char msg[300];
 	size_t i, n = 0;
 	json_t *e;
 
@@ -371,6 +372,11 @@ static int restore_match_devices(struct vm *vm, const json_t *devs, char *err, s
 		if (strcmp(d->cls->name, cls) != 0) {
 			snprintf(err, errlen, "vm.json: devices[%zu] (%s): class %s, but the machine has a %s",
 				 i, id, cls, d->cls->name);
+			return -EINVAL;
+		}
+		if (d->cls->match && d->cls->match(d, json_object_get(e, "state"), msg,
+						   sizeof(msg)) < 0) {
+			snprintf(err, errlen, "vm.json: devices[%zu] (%s).state.%s", i, id, msg);
 			return -EINVAL;
 		}
 	}
@@ -491,11 +497,12 @@ int checkpoint_restore(struct vm *vm, struct snap_doc *doc, char *err, size_t er
 	if (json_array_size(vcpus) != (size_t)vm->ncpus) {
 		snprintf(err, errlen, "vm.json: %zu vCPU sections for %d vCPUs", json_array_size(vcpus),
 			 vm->ncpus);
-		return -EINVAL;
+		return -EBADMSG;
 	}
+	/* a checkpoint that does not fit this machine is bad input (exit 2), like any other */
 	ret = restore_match_devices(vm, devs, err, errlen);
 	if (ret < 0)
-		return ret;
+		return -EBADMSG;
 	/* Validation is over: from here on, state is loaded. */
 	ret = snap_restore_memory(doc, &vm->machine.mem,
 				  vm->cfg->restore_copy ? MEMIMG_COPY : MEMIMG_LAZY, true, msg, sizeof(msg));

@@ -1002,12 +1002,50 @@ int pci_dev_check(const json_t *obj, char *err, size_t errlen)
 	return 0;
 }
 
-/* Registers that say which device this is: a mismatch means the wrong section. */
-static bool cfg_identity_matches(const uint8_t *a, const uint8_t *b)
+/*
+ * Registers that say which device this is: a mismatch means the section of
+ * another device. NULL, or the register that differs.
+ */
+static const char *cfg_identity_differs(const uint8_t *a, const uint8_t *b)
 {
-	return !memcmp(a, b, 4) && !memcmp(a + PCI_REVISION_ID, b + PCI_REVISION_ID, 4) &&
-	       (a[PCI_HEADER_TYPE] & 0x7f) == (b[PCI_HEADER_TYPE] & 0x7f) &&
-	       a[PCI_CAPABILITY_LIST] == b[PCI_CAPABILITY_LIST];
+	if (memcmp(a, b, 4))
+		return "vendor and device ID";
+	if (memcmp(a + PCI_REVISION_ID, b + PCI_REVISION_ID, 4))
+		return "revision and class code";
+	if ((a[PCI_HEADER_TYPE] & 0x7f) != (b[PCI_HEADER_TYPE] & 0x7f))
+		return "header type";
+	if (a[PCI_CAPABILITY_LIST] != b[PCI_CAPABILITY_LIST])
+		return "capabilities pointer";
+	return NULL;
+}
+
+int pci_dev_match(const struct pci_dev *d, const json_t *obj, char *err, size_t errlen)
+{
+	const json_t *msix = json_object_get(obj, "msix");
+	const json_t *table = msix ? json_object_get(msix, "table") : NULL;
+	uint8_t cfg[PCI_CFG_SPACE_SIZE];
+	const char *what;
+
+	if (pci_dev_check(obj, err, errlen) < 0)
+		return -EINVAL;
+	hex_decode(json_string_value(json_object_get(obj, "config")), cfg, sizeof(cfg));
+	what = cfg_identity_differs(cfg, d->cfg);
+	if (what) {
+		snprintf(err, errlen, "config: the saved %s (%04x:%04x rev %02x class %02x%02x%02x) "
+			 "are not this device's (%04x:%04x rev %02x class %02x%02x%02x)",
+			 what, cfg_get16(cfg, 0), cfg_get16(cfg, 2), cfg[PCI_REVISION_ID],
+			 cfg[PCI_REVISION_ID + 3], cfg[PCI_REVISION_ID + 2], cfg[PCI_REVISION_ID + 1],
+			 cfg_get16(d->cfg, 0), cfg_get16(d->cfg, 2), d->cfg[PCI_REVISION_ID],
+			 d->cfg[PCI_REVISION_ID + 3], d->cfg[PCI_REVISION_ID + 2],
+			 d->cfg[PCI_REVISION_ID + 1]);
+		return -EINVAL;
+	}
+	if ((table ? json_array_size(table) : 0) != d->msix.nvec) {
+		snprintf(err, errlen, "msix.table: %zu MSI-X vectors, the device has %u",
+			 table ? json_array_size(table) : 0, d->msix.nvec);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int pci_dev_load(struct pci_dev *d, const json_t *obj)
@@ -1015,27 +1053,15 @@ int pci_dev_load(struct pci_dev *d, const json_t *obj)
 	struct pci_bus *bus = d->bus;
 	uint8_t cfg[PCI_CFG_SPACE_SIZE];
 	const json_t *msix = json_object_get(obj, "msix"), *table, *e;
-	char err[160];
+	char err[200];
 	size_t i;
 
-	if (pci_dev_check(obj, err, sizeof(err)) < 0) {
+	if (pci_dev_match(d, obj, err, sizeof(err)) < 0) {
 		log_error("pci", "%s: %s", d->name, err);
 		return -EINVAL;
 	}
 	hex_decode(json_string_value(json_object_get(obj, "config")), cfg, sizeof(cfg));
-	if (!cfg_identity_matches(cfg, d->cfg)) {
-		log_error("pci", "%s: saved config space is for %04x:%04x, not this device "
-			  "(%04x:%04x)", d->name, cfg_get16(cfg, 0), cfg_get16(cfg, 2),
-			  cfg_get16(d->cfg, 0), cfg_get16(d->cfg, 2));
-		return -EINVAL;
-	}
 	table = msix ? json_object_get(msix, "table") : NULL;
-	if ((table ? json_array_size(table) : 0) != d->msix.nvec) {
-		log_error("pci", "%s: saved state has %zu MSI-X vectors, the device %u", d->name,
-			  table ? json_array_size(table) : 0, d->msix.nvec);
-		return -EINVAL;
-	}
-
 	if (bus) {
 		pthread_mutex_lock(&bus->lock);
 		pci_unmap_all(d);

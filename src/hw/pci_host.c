@@ -306,6 +306,22 @@ static int pci_host_check(const json_t *obj, uint32_t version, char *err, size_t
 	return 0;
 }
 
+static int pci_host_match(struct device *dev, const json_t *obj, char *err, size_t errlen)
+{
+	struct pci_host *h = dev->priv;
+	char sub[200];
+
+	if (pci_dev_match(&h->host, json_object_get(obj, "host_bridge"), sub, sizeof(sub)) < 0) {
+		snprintf(err, errlen, "host_bridge.%s", sub);
+		return -EINVAL;
+	}
+	if (pci_dev_match(&h->isa, json_object_get(obj, "isa_bridge"), sub, sizeof(sub)) < 0) {
+		snprintf(err, errlen, "isa_bridge.%s", sub);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int pci_host_load(struct device *dev, const json_t *obj, uint32_t version)
 {
 	struct pci_host *h = dev->priv;
@@ -333,6 +349,7 @@ static const struct device_class pci_host_class = {
 	.reset = pci_host_reset,
 	.save = pci_host_save,
 	.check = pci_host_check,
+	.match = pci_host_match,
 	.load = pci_host_load,
 };
 DEVICE_CLASS(pci_host_class);

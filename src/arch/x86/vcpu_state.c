@@ -233,6 +233,17 @@ int x86_sregs_check(const json_t *obj, const char *path, char *err, size_t errle
 			 s.efer & X86_EFER_LMA ? "efer.LMA" : "cs.l");
 		return -EINVAL;
 	}
+	/*
+	 * In protected mode the task register must hold a busy TSS (SDM Vol. 3C
+	 * §27.3.1.2; AMD's reset value is a 16-bit one): KVM takes any value on
+	 * AMD, but an interrupt from user mode then finds no kernel stack.
+	 */
+	if ((s.cr0 & X86_CR0_PE) &&
+	    (!s.tr.present || s.tr.unusable || s.tr.s || (s.tr.type != 3 && s.tr.type != 11))) {
+		snprintf(err, errlen, "%s.tr: not a present busy TSS (present %u, unusable %u, s %u, "
+			 "type %u)", path, s.tr.present, s.tr.unusable, s.tr.s, s.tr.type);
+		return -EINVAL;
+	}
 	if (s.apic_base & X86_APIC_BASE_RESERVED) {
 		snprintf(err, errlen, "%s.apic_base = 0x%llx sets reserved bits", path,
 			 (unsigned long long)s.apic_base);

@@ -583,6 +583,7 @@ static const struct device_class nvme_class = {
 	.resume = nvme_resume,
 	.save = nvme_save,
 	.check = nvme_check,
+	.match = nvme_match,
 	.load = nvme_load,
 };
 DEVICE_CLASS(nvme_class);

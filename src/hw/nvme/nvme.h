@@ -428,6 +428,7 @@ void nvme_fast_free(struct nvme_ctrl *c);
 /* state.c */
 int nvme_save(struct device *dev, json_t *obj);
 int nvme_check(const json_t *obj, uint32_t version, char *err, size_t errlen);
+int nvme_match(struct device *dev, const json_t *obj, char *err, size_t errlen);
 int nvme_load(struct device *dev, const json_t *obj, uint32_t version);
 #define NVME_STATE_VERSION 1
 

@@ -507,25 +507,50 @@ static struct nvme_req *nvme_load_slot(struct nvme_sq *sq, uint16_t cid)
 	return r;
 }
 
-static int nvme_load_locked(struct nvme_ctrl *c, const json_t *obj, uint32_t version)
+/* The disks are the machine's configuration: the saved namespaces must be them. */
+static int nvme_match_namespaces(const struct nvme_ctrl *c, const json_t *obj, char *err,
+				 size_t errlen)
 {
 	const json_t *arr = json_object_get(obj, "namespaces");
 	size_t i;
 	json_t *e;
 
-	/* The disks are the machine's configuration; they must be the same. */
 	if (json_array_size(arr) != c->nns) {
-		log_error("nvme", "%s: saved state has %zu namespaces, this controller %u",
-			  c->dev->id, json_array_size(arr), c->nns);
+		snprintf(err, errlen, "namespaces: %zu saved, this controller has %u",
+			 json_array_size(arr), c->nns);
 		return -EINVAL;
 	}
 	json_array_foreach(arr, i, e) {
 		if (jget64(e, "nlba") != c->ns[i].nlba) {
-			log_error("nvme", "%s: namespace %zu (%s) has %" PRIu64 " blocks, the saved "
-				  "state %" PRIu64, c->dev->id, i + 1, c->ns[i].path, c->ns[i].nlba,
-				  jget64(e, "nlba"));
+			snprintf(err, errlen, "namespaces[%zu].nlba = %" PRIu64 ", but %s has %" PRIu64
+				 " blocks", i, jget64(e, "nlba"), c->ns[i].path, c->ns[i].nlba);
 			return -EINVAL;
 		}
+	}
+	return 0;
+}
+
+int nvme_match(struct device *dev, const json_t *obj, char *err, size_t errlen)
+{
+	struct nvme_ctrl *c = dev->priv;
+	char sub[200];
+
+	if (pci_dev_match(&c->pci, json_object_get(obj, "pci"), sub, sizeof(sub)) < 0) {
+		snprintf(err, errlen, "pci.%s", sub);
+		return -EINVAL;
+	}
+	return nvme_match_namespaces(c, obj, err, errlen);
+}
+
+static int nvme_load_locked(struct nvme_ctrl *c, const json_t *obj, uint32_t version)
+{
+	char err[200];
+	size_t i;
+	json_t *e;
+
+	if (nvme_match_namespaces(c, obj, err, sizeof(err)) < 0) {
+		log_error("nvme", "%s: %s", c->dev->id, err);
+		return -EINVAL;
 	}
 
 	nvme_queues_reset(c);

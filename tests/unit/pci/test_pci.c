@@ -821,6 +821,28 @@ static void test_pci_host_state_round_trips_and_check_names_section(void **state
 	if (!strstr(err, "rcr"))
 		fail_msg("error \"%s\" does not name rcr", err);
 	json_decref(c);
+
+	/*
+	 * A PIIX3 section whose class code changed passes check() (it is a
+	 * well-formed config space) but is not this device: match() says so
+	 * before restore loads anything (it used to fail only in load()).
+	 */
+	assert_non_null(cls->match);
+	assert_int_equal(cls->match(f->host, o, err, sizeof(err)), 0);
+	c = json_deep_copy(o);
+	{
+		json_t *isa = json_object_get(c, "isa_bridge");
+		char *hex = strdup(json_string_value(json_object_get(isa, "config")));
+
+		hex[2 * PCI_REVISION_ID + 4] ^= 1;	/* sub-class byte, high nibble */
+		json_object_set_new(isa, "config", json_string(hex));
+		free(hex);
+	}
+	assert_int_equal(cls->check(c, cls->state_version, err, sizeof(err)), 0);
+	assert_int_equal(cls->match(f->host, c, err, sizeof(err)), -EINVAL);
+	if (!strstr(err, "isa_bridge.config: the saved revision and class code"))
+		fail_msg("error \"%s\" does not name isa_bridge's class code", err);
+	json_decref(c);
 	json_decref(o);
 }
 

@@ -108,6 +108,16 @@ static void test_sregs_round_trip_and_long_mode_consistency(void **state)
 	assert_string_equal(err, "vcpus[0].sregs.cr0 = 0x80000000: paging (PG) without "
 			    "protected mode (PE)");
 	json_object_set_new(obj, "cr0", json_integer(0x80050033));
+	/* a task register without a present busy TSS (found restoring mutations on KVM) */
+	json_object_set_new(json_object_get(obj, "tr"), "present", json_false());
+	assert_int_equal(x86_sregs_check(obj, "vcpus[0].sregs", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "vcpus[0].sregs.tr: not a present busy TSS (present 0, "
+			    "unusable 0, s 0, type 11)");
+	json_object_set_new(json_object_get(obj, "tr"), "present", json_true());
+	json_object_set_new(json_object_get(obj, "tr"), "type", json_integer(9));
+	assert_int_equal(x86_sregs_check(obj, "vcpus[0].sregs", err, sizeof(err)), -EINVAL);
+	json_object_set_new(json_object_get(obj, "tr"), "type", json_integer(3));
+	assert_int_equal(x86_sregs_check(obj, "vcpus[0].sregs", err, sizeof(err)), 0);
 	json_object_set_new(obj, "apic_base", json_integer(0xfee00400));
 	assert_int_equal(x86_sregs_check(obj, "vcpus[0].sregs", err, sizeof(err)), -EINVAL);
 	assert_string_equal(err, "vcpus[0].sregs.apic_base = 0xfee00400: x2APIC mode with the "
