@@ -1055,7 +1055,12 @@ static int check_xstate(const json_t *vcpu, const struct kvm_cpuid2 *cpuid, cons
 		return -EINVAL;
 	}
 	snap_json_to_u64(json_object_get(xs, "size"), &size);
-	buf = calloc(1, size ? size : 1);
+	if (size < 576 || size > X86_XSAVE_MAX_SIZE) {	/* legacy area + header */
+		snprintf(err, errlen, "%s.xsave.size = %" PRIu64 ": no room for the XSAVE header",
+			 path, size);
+		return -EINVAL;
+	}
+	buf = calloc(1, size);
 	if (!buf) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
