@@ -10,16 +10,8 @@ need_kvm
 need_amber
 sock=$TMPD/ctl.sock
 ck=$TMPD/ck
-timeout -k 5 150 "$AMBER" run --kernel "$KIT/bzImage" --initrd "$KIT/initramfs.cpio" \
-  --cmdline "$CMDLINE_BASE amber.test=counter amber.count=60" --cpus 2 --memory 256M \
-  --control "$sock" </dev/null >"$TMPD/out1" 2>&1 &
-pid=$!
-PIDS+=($pid)
-wait_for "$TMPD/out1" 'COUNT 10' 120 || { tail "$TMPD/out1"; fail "counter never reached 10"; }
-ctl "$sock" checkpoint "$ck" --then quit || fail "checkpoint failed"
-wait $pid
-rc=$?
-[ $rc = 0 ] || fail "amber exited $rc after checkpoint --then quit"
+counter_checkpoint "$TMPD/out1" "$sock" "$ck" 256M 60 10
+[ $CK_RC = 0 ] || fail "amber exited $CK_RC after checkpoint --then quit"
 last=$(grep -o '^COUNT [0-9]*' "$TMPD/out1" | tail -n1 | cut -d' ' -f2)
 echo "checkpointed after COUNT $last"
 [ -f "$ck/vm.json" ] && [ -f "$ck/memory.bin" ] || fail "checkpoint directory incomplete"

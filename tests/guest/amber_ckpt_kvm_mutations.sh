@@ -23,14 +23,7 @@ seed=${AMBER_MUT_SEED:-1}
 budget=${AMBER_MUT_BUDGET:-300}
 sock=$TMPD/ctl.sock
 ck=$TMPD/ck
-timeout -k 5 150 "$AMBER" run --kernel "$KIT/bzImage" --initrd "$KIT/initramfs.cpio" \
-  --cmdline "$CMDLINE_BASE amber.test=counter amber.count=600" --cpus 2 --memory 128M \
-  --control "$sock" </dev/null >"$TMPD/out" 2>&1 &
-pid=$!
-PIDS+=($pid)
-wait_for "$TMPD/out" 'COUNT 3' 120 || { tail "$TMPD/out"; fail "counter never reached 3"; }
-ctl "$sock" checkpoint "$ck" --then quit || fail "checkpoint failed"
-wait $pid
+counter_checkpoint "$TMPD/out" "$sock" "$ck" 128M 600 3
 # the unchanged checkpoint restores (the baseline every mutation is compared with)
 timeout -k 2 3 "$AMBER" run --restore "$ck" --serial none </dev/null >"$TMPD/base" 2>&1
 rc=$?

@@ -42,6 +42,22 @@ wait_for() {
 # ctl SOCKET CMD...: amber ctl with a bounded wait.
 ctl() { timeout 20 "$AMBER" ctl "$@"; }
 
+# counter_checkpoint OUT SOCK DIR MEMORY COUNT REACH: boot the counter scenario (counting to
+# COUNT) on 2 vCPUs, wait for "COUNT REACH", checkpoint it into DIR (then quit) and wait for
+# amber; CK_RC is amber's exit status. Fails the test if the counter or the checkpoint fails.
+counter_checkpoint() {
+  local out=$1 sock=$2 dir=$3 mem=$4 count=$5 reach=$6 pid
+  timeout -k 5 150 "$AMBER" run --kernel "$KIT/bzImage" --initrd "$KIT/initramfs.cpio" \
+    --cmdline "$CMDLINE_BASE amber.test=counter amber.count=$count" --cpus 2 --memory "$mem" \
+    --control "$sock" </dev/null >"$out" 2>&1 &
+  pid=$!
+  PIDS+=($pid)
+  wait_for "$out" "COUNT $reach" 120 || { tail "$out"; fail "counter never reached $reach"; }
+  ctl "$sock" checkpoint "$dir" --then quit || fail "checkpoint failed"
+  wait $pid
+  CK_RC=$?
+}
+
 # stall_report SOCK DIR: a guest stopped making progress; show what its vCPUs are doing. A
 # checkpoint of the running VM ("then stop") into DIR is the most complete record amber
 # has: per vCPU the instruction pointer, MP state, pending events, LAPIC timer and IRR/ISR,
