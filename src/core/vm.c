@@ -314,9 +314,18 @@ static void *vcpu_thread(void *arg)
 			vm_stats_other();
 		case KVM_EXIT_IRQ_WINDOW_OPEN:
 			break;
-		case KVM_EXIT_SHUTDOWN:
+		case KVM_EXIT_SHUTDOWN: {
+			struct kvm_regs r;
+			struct kvm_sregs sr;
+
 			vcpu_fatal(v, "the guest triple-faulted (shutdown exit)", EXIT_GUEST_CRASH);
+			/* svm.c shutdown_interception: "INIT the vCPU to put the VMCB in a known state" */
+			if (!ioctl(v->fd, KVM_GET_REGS, &r) && !ioctl(v->fd, KVM_GET_SREGS, &sr) &&
+			    r.rip == 0xfff0 && sr.cs.base == 0xffff0000)
+				log_info("vcpu", "vCPU %d: these are its INIT values: KVM on AMD resets a "
+					 "vCPU that shuts down, the state at the fault is gone", v->id);
 			break;
+		}
 		case KVM_EXIT_SYSTEM_EVENT:
 			switch (v->run->system_event.type) {
 			case KVM_SYSTEM_EVENT_SHUTDOWN:
