@@ -78,6 +78,8 @@ int memimg_from_json(const json_t *obj, const char *path, struct memimg *mi,
 		     char *err, size_t errlen);
 /* memory.bin's length must equal mi->size. */
 int memimg_check_file(int fd, const struct memimg *mi, char *err, size_t errlen);
+/* Is [gpa, gpa + len) inside one of the image's RAM slots? */
+bool memimg_contains(const struct memimg *mi, uint64_t gpa, uint64_t len);
 /* Read the whole file and compare every chunk digest; names the first bad chunk. */
 int memimg_verify(int fd, const struct memimg *mi, char *err, size_t errlen);
 /*

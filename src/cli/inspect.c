@@ -71,14 +71,6 @@ static uint64_t cr3_table(uint64_t cr3, uint64_t cr4, bool long_mode)
 	return cr3 & 0xfffff000ULL;
 }
 
-static bool in_ram(const struct memimg *m, uint64_t gpa)
-{
-	for (int i = 0; i < m->nslots; i++)
-		if (gpa >= m->slots[i].gpa && gpa - m->slots[i].gpa < m->slots[i].size)
-			return true;
-	return false;
-}
-
 /*
  * One line per vCPU, what a developer looks at first in a hung or crashed
  * guest: mode, RIP, the page-table root (flagged when it is not in guest RAM)
@@ -105,7 +97,7 @@ static void print_vcpu(const json_t *v, size_t i, const struct memimg *mem)
 	       u64_or(regs, "rip"));
 	if (cr0 & (1u << 31))
 		printf(", cr3 0x%" PRIx64 "%s", cr3,
-		       in_ram(mem, cr3_table(cr3, cr4, lma)) ? "" : " (outside guest RAM)");
+		       memimg_contains(mem, cr3_table(cr3, cr4, lma), 1) ? "" : " (outside guest RAM)");
 	else
 		printf(", paging off");
 	if (json_true_at(exc, "injected") || json_true_at(exc, "pending")) {

@@ -589,13 +589,7 @@ static int check_devices_shape(const json_t *devs, char *err, size_t errlen)
 /* Everything in vm.json that needs no host facts. Messages without a prefix. */
 static bool mem_has(const void *opaque, uint64_t gpa, uint64_t len)
 {
-	const struct memimg *m = opaque;
-
-	for (int i = 0; i < m->nslots; i++)
-		if (gpa >= m->slots[i].gpa && gpa - m->slots[i].gpa <= m->slots[i].size &&
-		    len <= m->slots[i].size - (gpa - m->slots[i].gpa))
-			return true;
-	return false;
+	return memimg_contains(opaque, gpa, len);
 }
 
 /* MSR values against the guest's CPUID and RAM: needs both, so after the rest is checked. */

@@ -434,6 +434,15 @@ int memimg_from_json(const json_t *obj, const char *path, struct memimg *mi,
 	return 0;
 }
 
+bool memimg_contains(const struct memimg *mi, uint64_t gpa, uint64_t len)
+{
+	for (int i = 0; i < mi->nslots; i++)
+		if (gpa >= mi->slots[i].gpa && gpa - mi->slots[i].gpa <= mi->slots[i].size &&
+		    len <= mi->slots[i].size - (gpa - mi->slots[i].gpa))
+			return true;
+	return false;
+}
+
 int memimg_check_file(int fd, const struct memimg *mi, char *err, size_t errlen)
 {
 	struct stat st;

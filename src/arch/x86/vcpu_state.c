@@ -548,17 +548,17 @@ int x86_events_check(const json_t *obj, const char *path, char *err, size_t errl
 			 path);
 		return -EINVAL;
 	}
-	/*
-	 * Injected and pending together is what KVM reports for a pending exception when
-	 * KVM_CAP_EXCEPTION_PAYLOAD is off (it "deliberately conflates" the two); amber never
-	 * enables that capability, so a payload cannot be restored.
-	 */
 	/* KVM reports it only with KVM_CAP_X86_TRIPLE_FAULT_EVENT, which amber leaves off */
 	if (e.triple_fault.pending) {
 		snprintf(err, errlen, "%s.triple_fault_pending: amber does not enable KVM's "
 			 "triple-fault event, so it cannot be restored", path);
 		return -EINVAL;
 	}
+	/*
+	 * Injected and pending together is what KVM reports for a pending exception when
+	 * KVM_CAP_EXCEPTION_PAYLOAD is off (it "deliberately conflates" the two); amber never
+	 * enables that capability, so a payload cannot be restored.
+	 */
 	if (e.exception_has_payload) {
 		snprintf(err, errlen, "%s.exception.has_payload: amber does not enable KVM's "
 			 "exception payload interface, so a payload cannot be restored", path);
