@@ -70,21 +70,15 @@ static void nvme_dbfd_ready(void *opaque, int fd, uint32_t events)
 		if (c->sq[d->qid].valid && c->r.dbbuf_dbs)
 			nvme_sq_process(c, &c->sq[d->qid]);
 	} else if (c->cq[d->qid].valid) {
-		nvme_cq_refresh_head(c, d->qid);
+		/* a completion that waits for space rings again (nvme_cq_full) */
+		nvme_cq_refresh_head(c, d->qid, !pci_msix_enabled(&c->pci));
 		nvme_cq_drain_waiting(c, &c->cq[d->qid]);
 		nvme_irq_update_intx(c);
 	}
 	nvme_irq_flush(c);
 	pthread_mutex_unlock(&c->lock);
-	/*
-	 * Backends that finish inside io_uring_submit (page cache hits, RAM
-	 * disks) have their completions ready now: post them on this pass
-	 * rather than on the next turn of the loop. Without the lock, which
-	 * the completions take.
-	 */
 	if (!d->cq)
-		for (unsigned i = 0; i < c->nns; i++)
-			block_poll(c->ns[i].blk, false);
+		nvme_poll_inline(c);
 }
 
 static int nvme_dbfd_open(struct nvme_ctrl *c, struct nvme_dbfd *d)

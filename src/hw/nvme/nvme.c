@@ -41,7 +41,7 @@ void nvme_irq_update_intx(struct nvme_ctrl *c)
 				continue;
 			/* with shadow doorbells the host may not ring for every head move */
 			if (cq->head != cq->tail)
-				nvme_cq_refresh_head(c, (uint16_t)q);
+				nvme_cq_refresh_head(c, (uint16_t)q, true);
 			level = cq->head != cq->tail;
 		}
 	}
@@ -76,6 +76,19 @@ void nvme_irq_flush(struct nvme_ctrl *c)
 		}
 	}
 	nvme_irq_update_intx(c);
+}
+
+/*
+ * After submission-queue doorbells: backends that finish inside io_uring_submit
+ * (page cache hits, RAM disks) have their completions ready now. Post them
+ * (and send the interrupt) on this pass rather than on the event loop's next
+ * turn, which for an MMIO doorbell is another thread. Called without c->lock,
+ * which the completions take.
+ */
+void nvme_poll_inline(struct nvme_ctrl *c)
+{
+	for (unsigned i = 0; i < c->nns; i++)
+		block_poll(c->ns[i].blk, false);
 }
 
 /* §9.5: a condition the controller cannot recover from sets CSTS.CFS. */
@@ -294,6 +307,9 @@ static void nvme_bar0_write(void *opaque, uint64_t off, uint64_t val, unsigned s
 			nvme_reg_write32(c, off + 4, (uint32_t)(val >> 32));
 	}
 	pthread_mutex_unlock(&c->lock);
+	/* an I/O submission-queue tail doorbell (even index, queue id > 0) */
+	if (off >= NVME_REG_DBS + 8 && !((off - NVME_REG_DBS) & 4))
+		nvme_poll_inline(c);
 }
 
 static const struct bus_ops nvme_bar0_ops = {

@@ -359,6 +359,7 @@ static inline uint16_t nvme_status_sc(uint16_t st)
 
 /* nvme.c: registers, interrupts */
 void nvme_irq_flush(struct nvme_ctrl *c);
+void nvme_poll_inline(struct nvme_ctrl *c);
 void nvme_irq_update_intx(struct nvme_ctrl *c);
 void nvme_fatal(struct nvme_ctrl *c, const char *why);
 
@@ -377,7 +378,7 @@ void nvme_doorbell_write(struct nvme_ctrl *c, uint64_t off, uint32_t val);
 void nvme_queues_reset(struct nvme_ctrl *c);
 void nvme_inflight_done(struct nvme_ctrl *c);
 uint16_t nvme_shadow_read(struct nvme_ctrl *c, uint16_t qid, bool cq, uint16_t fallback);
-void nvme_cq_refresh_head(struct nvme_ctrl *c, uint16_t qid);
+void nvme_cq_refresh_head(struct nvme_ctrl *c, uint16_t qid, bool ring);
 
 /* admin.c */
 void nvme_admin_exec(struct nvme_ctrl *c, struct nvme_req *req);

@@ -144,26 +144,32 @@ static bool nvme_cq_head_ok(const struct nvme_cq *cq, uint32_t new_head)
 
 /*
  * Refresh the CQ head from the shadow doorbell, if the host uses one, and
- * publish it as the CQ's event index so the host's next head update rings
- * the MMIO doorbell. Reading the shadow again after the barrier closes the
- * race with a host that updated it before seeing the new event index (§5.8).
+ * publish the CQ's event index (§5.8). ring: the controller must hear of the
+ * host's next head update (a completion waits for space, or INTx must follow
+ * the head): EventIdx = head, so that update rings the MMIO doorbell; reading
+ * the shadow again after the barrier closes the race with a host that updated
+ * it before seeing the new event index. Otherwise EventIdx = head - 1: the
+ * host rings only after a whole lap, not after every pass of its completion
+ * handler (each ring is an exit and a wake-up of the event loop).
  */
-void nvme_cq_refresh_head(struct nvme_ctrl *c, uint16_t qid)
+void nvme_cq_refresh_head(struct nvme_ctrl *c, uint16_t qid, bool ring)
 {
 	struct nvme_cq *cq = &c->cq[qid];
+	uint16_t h;
 
 	if (!c->r.dbbuf_dbs)
 		return;
-	for (int i = 0; i < 2; i++) {
-		uint16_t h = nvme_shadow_read(c, qid, true, cq->head);
-
-		if (nvme_cq_head_ok(cq, h))
-			cq->head = h;
-		if (i == 0) {
-			nvme_shadow_write(c, c->r.dbbuf_eis, qid, true, cq->head);
-			atomic_thread_fence(memory_order_seq_cst);
-		}
-	}
+	h = nvme_shadow_read(c, qid, true, cq->head);
+	if (nvme_cq_head_ok(cq, h))
+		cq->head = h;
+	nvme_shadow_write(c, c->r.dbbuf_eis, qid, true,
+			  ring ? cq->head : (uint16_t)((cq->head + cq->size - 1) % cq->size));
+	if (!ring)
+		return;
+	atomic_thread_fence(memory_order_seq_cst);
+	h = nvme_shadow_read(c, qid, true, cq->head);
+	if (nvme_cq_head_ok(cq, h))
+		cq->head = h;
 }
 
 /* ---- completion ----------------------------------------------------------- */
@@ -174,7 +180,7 @@ static bool nvme_cq_full(struct nvme_ctrl *c, uint16_t qid)
 
 	if ((cq->tail + 1) % cq->size != cq->head)
 		return false;
-	nvme_cq_refresh_head(c, qid);
+	nvme_cq_refresh_head(c, qid, true);
 	return (cq->tail + 1) % cq->size == cq->head;
 }
 

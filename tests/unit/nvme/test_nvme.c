@@ -272,6 +272,36 @@ static void test_write_then_read_single_page(void **state)
 	drv_free(d);
 }
 
+/*
+ * An MMIO submission doorbell posts the completions that the backend finished
+ * inside io_uring_submit before the write returns (nvme_poll_inline): a read
+ * of a page in the page cache needs no event-loop turn and no other thread.
+ * io_uring may still hand a read to a worker now and then, so the test tries
+ * a few times and needs one inline completion.
+ */
+static void test_mmio_doorbell_posts_inline_completions(void **state)
+{
+	struct drv *d = drv_ready(16);
+	uint64_t w = drv_alloc(d, 1), r = drv_alloc(d, 1);
+	bool inline_seen = false;
+
+	drv_fill(drv_ptr(d, w), 4096, 3);
+	write_blocks(d, 8, 8, w, 0);
+	for (int i = 0; i < 20 && !inline_seen; i++) {
+		struct nvme_cmd cmd = drv_rw(NVME_IO_READ, 1, 8, 8, r, 0);
+		struct nvme_cqe e;
+		uint16_t cid = drv_submit(d, 1, &cmd);
+
+		inline_seen = drv_peek(d, 1, &e);
+		assert_true(drv_wait(d, 1, &e));
+		assert_int_equal(e.cid, cid);
+		assert_int_equal(drv_status(&e), NVME_SUCCESS);
+	}
+	assert_true(inline_seen);
+	assert_memory_equal(drv_ptr(d, r), drv_ptr(d, w), 4096);
+	drv_free(d);
+}
+
 static void test_write_then_read_two_pages_prp2_is_data(void **state)
 {
 	struct drv *d = drv_ready(16);
@@ -860,6 +890,56 @@ static void test_msix_vector_per_completion_queue(void **state)
 	drv_free(d);
 }
 
+/*
+ * With MSI-X the CQ event index asks the host to ring the CQ head doorbell
+ * only when the controller needs the news: a completion waiting for space
+ * (EventIdx = head: the next head update rings). Otherwise EventIdx sits just
+ * behind the head, so the host rings once a lap rather than after every pass
+ * of its interrupt handler (an exit and an event-loop wake-up each).
+ */
+static void test_cq_event_index_asks_for_a_ring_only_when_needed(void **state)
+{
+	struct drv *d = drv_new();
+	uint32_t *dbs, *eis;
+	uint64_t p;
+	struct nvme_cmd cmd;
+
+	msix_setup(d, 4);
+	drv_enable(d, 16);
+	drv_dbbuf_config(d);
+	dbs = drv_ptr(d, d->dbs);
+	eis = drv_ptr(d, d->eis);
+	assert_int_equal(drv_create_cq(d, 1, 16, 1), 0);
+	assert_int_equal(drv_create_sq(d, 1, 16, 1), 0);
+	p = drv_alloc(d, 1);
+	for (int i = 0; i < 3; i++) {
+		cmd = drv_rw(NVME_IO_READ, 1, 0, 1, p, 0);
+		assert_int_equal(drv_cmd(d, 1, &cmd, NULL), 0);
+	}
+	/* the host's head (3) came through the shadow: the next ring is a lap away */
+	dbs[3] = 3;
+	pthread_mutex_lock(&d->c->lock);
+	nvme_cq_refresh_head(d->c, 1, false);
+	pthread_mutex_unlock(&d->c->lock);
+	assert_int_equal(d->c->cq[1].head, 3);
+	assert_int_equal(eis[3], 2);
+
+	/* a CQ with room for one entry: the second completion waits, EventIdx = head */
+	assert_int_equal(drv_create_cq(d, 2, 2, 2), 0);
+	assert_int_equal(drv_create_sq(d, 2, 8, 2), 0);
+	for (int i = 0; i < 2; i++) {
+		cmd = drv_rw(NVME_IO_READ, 1, 0, 1, p, 0);
+		drv_queue(d, 2, &cmd);
+	}
+	drv_sq_doorbell(d, 2, d->q[2].sq_tail);
+	for (int i = 0; i < 2000 && d->c->inflight; i++)
+		if (nvme_poll(d->dev) == 0)
+			usleep(100);
+	assert_non_null(d->c->cq[2].wait_head);
+	assert_int_equal(eis[5], d->c->cq[2].head);
+	drv_free(d);
+}
+
 static void test_intx_follows_unconsumed_completions(void **state)
 {
 	struct drv *d = drv_new();
@@ -1197,6 +1277,7 @@ int main(void)
 		cmocka_unit_test(test_identify_namespace_and_lists),
 		cmocka_unit_test(test_namespace_size_not_multiple_of_512_is_refused),
 		cmocka_unit_test(test_write_then_read_single_page),
+		cmocka_unit_test(test_mmio_doorbell_posts_inline_completions),
 		cmocka_unit_test(test_write_then_read_two_pages_prp2_is_data),
 		cmocka_unit_test(test_write_then_read_many_pages_prp2_is_list),
 		cmocka_unit_test(test_prp_list_chains_to_next_list_page),
@@ -1216,6 +1297,7 @@ int main(void)
 		cmocka_unit_test(test_full_cq_holds_completions_until_head_moves),
 		cmocka_unit_test(test_cq_head_beyond_tail_is_invalid_doorbell),
 		cmocka_unit_test(test_msix_vector_per_completion_queue),
+		cmocka_unit_test(test_cq_event_index_asks_for_a_ring_only_when_needed),
 		cmocka_unit_test(test_intx_follows_unconsumed_completions),
 		cmocka_unit_test(test_shadow_doorbell_updates_are_read_from_the_buffer),
 		cmocka_unit_test(test_quiesce_completes_in_flight_io_before_returning),
