@@ -3,7 +3,9 @@
 #
 #   hang_watch PID LOG IDLE LIMIT
 #       Waits until PID exits (returns 0, its exit status in HW_RC) or hangs (returns 1): LOG
-#       has not grown for IDLE seconds, or PID has run LIMIT seconds. Polls once a second.
+#       has got no new line for IDLE seconds, or PID has run LIMIT seconds. Guest kernel
+#       messages (lines starting with "[") do not count: a hung guest still prints its RCU
+#       stall reports. Polls once a second.
 #   hang_judge VMM SOCK DIR KVMAMD [AMBER]
 #       For a hung VM (VMM amber: SOCK is its --control socket, the VM is checkpointed into DIR
 #       and quits; VMM qemu: SOCK is its -monitor socket): prints its vCPUs and returns 0 if
@@ -22,7 +24,7 @@ hang_watch() {
       HW_RC=$?
       return 0
     fi
-    size=$(stat -c %s "$log" 2>/dev/null || echo 0)
+    size=$(grep -acv '^.\{0,1\}\[' "$log" 2>/dev/null)
     if [ "$size" = "$last" ]; then
       still=$((still + 1))
       [ $still -ge "$idle" ] && return 1

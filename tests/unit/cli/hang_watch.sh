@@ -26,6 +26,13 @@ s=$SECONDS
 hang_watch $p "$T/b.log" 2 20 && fail "a silent VM was not judged hung"
 [ $((SECONDS - s)) -le 6 ] || fail "the silent VM took $((SECONDS - s)) s to be judged"
 kill $p
+# a hung guest whose kernel still prints (RCU stall reports) is hung all the same
+( echo start; for i in $(seq 30); do printf '\r[ %d.0] rcu: INFO: stall\n' $i; sleep 0.5; done ) >"$T/k.log" &
+p=$!
+s=$SECONDS
+hang_watch $p "$T/k.log" 2 20 && fail "a guest printing only kernel messages was not judged hung"
+[ $((SECONDS - s)) -le 6 ] || fail "the guest printing kernel messages took $((SECONDS - s)) s"
+kill $p
 # a VM that prints all the time but runs over its limit
 ( for i in $(seq 30); do echo "line $i"; sleep 1; done ) >"$T/c.log" &
 p=$!
