@@ -1,8 +1,10 @@
 /* amber: a virtual machine monitor for Linux/KVM. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "amber/cli.h"
+#include "amber/log.h"
 #include "amber/vm_stats.h"
 
 static const char usage_main[] =
@@ -79,6 +81,11 @@ static int help(const char *cmd)
 
 int main(int argc, char **argv)
 {
+	const char *lvl = getenv("AMBER_LOG");
+
+	/* AMBER_LOG=debug: the debug lines too (measurements, troubleshooting) */
+	if (lvl && !strcmp(lvl, "debug"))
+		log_threshold = LOG_DEBUG;
 	vm_stats_init();
 	if (argc < 2) {
 		fputs(usage_main, stderr);

@@ -6,7 +6,7 @@
  *
  * The files of this folder: nvme.c (this), queue.c (queues, doorbells),
  * admin.c (admin commands), io.c (NVM I/O commands), prp.c (the PRP walker),
- * state.c (save/check/load).
+ * state.c (save/check/load), coalesce.c (interrupt coalescing).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -56,6 +56,7 @@ void nvme_irq_flush(struct nvme_ctrl *c)
 {
 	uint64_t sent[(NVME_NVEC + 63) / 64] = { 0 };
 	bool msix = pci_msix_enabled(&c->pci);
+	uint64_t now = nvme_coal_now(c);
 
 	for (unsigned w = 0; w < 2; w++) {
 		uint64_t bits = c->irq_pending[w];
@@ -71,8 +72,7 @@ void nvme_irq_flush(struct nvme_ctrl *c)
 			if (sent[cq->vector / 64] & (1ULL << (cq->vector % 64)))
 				continue;
 			sent[cq->vector / 64] |= 1ULL << (cq->vector % 64);
-			if (!nvme_fast_notify(c, cq->vector))
-				pci_msix_notify(&c->pci, cq->vector);
+			nvme_coal_vector(c, cq->vector, now);
 		}
 	}
 	nvme_irq_update_intx(c);
@@ -156,6 +156,7 @@ static void nvme_reset_finish(struct nvme_ctrl *c)
 	c->r.csts = 0;
 	c->r.intms = 0;
 	c->nerrors = 0;
+	nvme_coal_reset(c);
 	nvme_irq_update_intx(c);
 	/* The host may have set EN again while in-flight I/O drained. */
 	if (c->r.cc & NVME_CC_EN)
@@ -446,6 +447,7 @@ static void nvme_drain(struct nvme_ctrl *c)
 
 static void nvme_free(struct nvme_ctrl *c)
 {
+	nvme_coal_free(c);
 	nvme_fast_free(c);
 	nvme_drain(c);
 	nvme_queues_reset(c);
@@ -478,6 +480,9 @@ static int nvme_realize(struct device *dev, struct machine *m, const char *args)
 	c->m = m;
 	dev->priv = c;
 	nvme_fast_init(c);
+	ret = nvme_coal_init(c);
+	if (ret < 0)
+		goto fail;
 	c->direct = opt_get(args, "direct", path, sizeof(path)) == 1;
 	ret = opt_get(args, "serial", c->serial, sizeof(c->serial));
 	if (ret < 0) {
@@ -574,6 +579,9 @@ static int nvme_quiesce(struct device *dev)
 	c->quiesced = true;
 	pthread_mutex_unlock(&c->lock);
 	nvme_drain(c);
+	pthread_mutex_lock(&c->lock);
+	nvme_coal_flush(c, true);	/* before the LAPICs are read */
+	pthread_mutex_unlock(&c->lock);
 	return 0;
 }
 

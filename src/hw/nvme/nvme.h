@@ -314,6 +314,29 @@ struct nvme_vecfd {
 	uint32_t data;
 };
 
+/* Interrupt coalescing (coalesce.c): the adaptive walk of one vector. */
+#define NVME_DIM_LEVELS 8
+#define NVME_DIM_EPOCH  64		/* messages per measurement */
+
+struct nvme_dim {
+	uint8_t level;			/* index into the window sizes */
+	int8_t dir;			/* +1 larger windows, -1 smaller */
+	bool parked, reversed, have_prev;
+	uint64_t prev_rate;		/* completions/s in the last epoch */
+	uint64_t park_rate;		/* ... when it parked */
+};
+
+struct nvme_coal_vec {
+	uint64_t last;			/* when it last fired (ns) */
+	uint32_t pending;		/* entries posted since */
+	uint64_t epoch_start;
+	uint32_t epoch_irqs, epoch_deferred;
+	uint64_t epoch_cpls;
+	struct nvme_dim dim;
+};
+
+enum nvme_coal_mode { NVME_COAL_ADAPTIVE, NVME_COAL_OFF, NVME_COAL_FIXED };
+
 struct nvme_ctrl {
 	struct device *dev;
 	struct machine *m;
@@ -346,6 +369,14 @@ struct nvme_ctrl {
 	unsigned nerrors;		/* valid entries, newest first */
 
 	uint64_t irq_pending[2];	/* CQs whose vector should fire */
+	struct {
+		enum nvme_coal_mode mode;	/* AMBER_NVME_COALESCE */
+		uint64_t fixed_ns;		/* NVME_COAL_FIXED's window */
+		int fd;				/* timerfd on the event loop, or -1 */
+		uint64_t deadline;		/* the timer is armed for, 0 if not */
+		uint64_t deferred[2];		/* vectors waiting for the timer */
+		struct nvme_coal_vec v[NVME_NVEC];
+	} coal;				/* coalesce.c */
 
 	struct nvme_dbfd dbfd[NVME_NQ][2];	/* [qid][0 SQ tail, 1 CQ head] */
 	struct nvme_vecfd vecfd[NVME_NVEC];
@@ -361,6 +392,15 @@ static inline uint16_t nvme_status_sc(uint16_t st)
 void nvme_irq_flush(struct nvme_ctrl *c);
 void nvme_poll_inline(struct nvme_ctrl *c);
 void nvme_irq_update_intx(struct nvme_ctrl *c);
+/* coalesce.c */
+int nvme_coal_init(struct nvme_ctrl *c);
+void nvme_coal_free(struct nvme_ctrl *c);
+void nvme_coal_posted(struct nvme_ctrl *c, unsigned v);
+void nvme_coal_vector(struct nvme_ctrl *c, unsigned v, uint64_t now);
+void nvme_coal_flush(struct nvme_ctrl *c, bool force);
+void nvme_coal_reset(struct nvme_ctrl *c);
+uint64_t nvme_coal_now(const struct nvme_ctrl *c);
+unsigned nvme_dim_epoch(struct nvme_dim *d, uint64_t cpl_rate, unsigned irqs, unsigned deferred);
 void nvme_fatal(struct nvme_ctrl *c, const char *why);
 
 /* queue.c: SQ/CQ mechanics */

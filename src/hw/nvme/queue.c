@@ -215,8 +215,10 @@ static void nvme_cq_post(struct nvme_ctrl *c, uint16_t qid, struct nvme_req *req
 		cq->tail = 0;
 		cq->phase = !cq->phase;
 	}
-	if (cq->ien)
+	if (cq->ien) {
 		c->irq_pending[qid / 64] |= 1ULL << (qid % 64);
+		nvme_coal_posted(c, cq->vector);
+	}
 }
 
 static void nvme_sq_kick(struct nvme_ctrl *c, struct nvme_sq *sq);

@@ -940,6 +940,234 @@ static void test_cq_event_index_asks_for_a_ring_only_when_needed(void **state)
 	drv_free(d);
 }
 
+/* ---- interrupt coalescing (coalesce.c) ------------------------------------------ */
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static unsigned nmsi(struct drv *d)
+{
+	return __atomic_load_n(&d->t->irq.nmsi, __ATOMIC_ACQUIRE);
+}
+
+/* Up to 5 s for the MSI count to reach n. */
+static bool wait_nmsi(struct drv *d, unsigned n)
+{
+	for (int i = 0; i < 5000 && nmsi(d) < n; i++)
+		usleep(1000);
+	return nmsi(d) >= n;
+}
+
+/* A controller on an event loop with AMBER_NVME_COALESCE=mode, I/O queue 1 on vector 1. */
+static struct drv *coal_drv(const char *mode, struct evloop **loop)
+{
+	struct drv *d;
+
+	*loop = evloop_new();
+	assert_non_null(*loop);
+	assert_int_equal(evloop_start_thread(*loop), 0);
+	if (mode)
+		setenv("AMBER_NVME_COALESCE", mode, 1);
+	d = drv_new_loop(NULL, *loop);
+	unsetenv("AMBER_NVME_COALESCE");
+	msix_setup(d, 4);
+	drv_enable(d, 16);
+	assert_int_equal(drv_create_cq(d, 1, 16, 1), 0);
+	assert_int_equal(drv_create_sq(d, 1, 16, 1), 0);
+	return d;
+}
+
+static void coal_free(struct drv *d, struct evloop *loop)
+{
+	drv_free(d);
+	evloop_stop(loop);
+	evloop_join(loop);
+	evloop_free(loop);
+}
+
+/* Read one block on queue 1 and wait (polling memory, as a busy host would) for its entry. */
+static void coal_read(struct drv *d, uint64_t buf)
+{
+	struct nvme_cmd cmd = drv_rw(NVME_IO_READ, 1, 0, 1, buf, 0);
+	struct nvme_cqe e;
+	int i;
+
+	drv_submit(d, 1, &cmd);
+	for (i = 0; i < 5000 && !drv_peek(d, 1, &e); i++)
+		usleep(1000);
+	assert_true(i < 5000);
+	assert_int_equal(drv_status(&e), 0);
+	drv_consume(d, 1, true);
+}
+
+/*
+ * A vector that fired less than a window ago waits: the completion is in the
+ * CQ at once, its interrupt comes when the window has passed, never lost.
+ */
+static void test_coalescing_defers_a_quick_second_interrupt_and_sends_it(void **state)
+{
+	struct evloop *loop;
+	struct drv *d = coal_drv("200000", &loop);	/* 200 ms */
+	uint64_t buf = drv_alloc(d, 1), t1, t2;
+	unsigned n = nmsi(d);
+
+	coal_read(d, buf);
+	assert_true(wait_nmsi(d, n + 1));	/* a quiet vector fires at once */
+	t1 = mono_ms();
+	assert_int_equal(d->t->irq.msi[n].data, 0x41);
+	coal_read(d, buf);
+	if (mono_ms() - t1 < 150)
+		assert_int_equal(nmsi(d), n + 1);	/* posted, interrupt held back */
+	assert_true(wait_nmsi(d, n + 2));
+	t2 = mono_ms();
+	assert_true(t2 - t1 >= 150);
+	assert_int_equal(d->t->irq.msi[n + 1].data, 0x41);
+	coal_free(d, loop);
+}
+
+/* A checkpoint reads no state while an interrupt is held back: quiesce sends it. */
+static void test_quiesce_sends_deferred_interrupts(void **state)
+{
+	struct evloop *loop;
+	struct drv *d = coal_drv("1000000", &loop);	/* 1 s */
+	uint64_t buf = drv_alloc(d, 1), t1;
+	unsigned n = nmsi(d);
+
+	coal_read(d, buf);
+	assert_true(wait_nmsi(d, n + 1));
+	t1 = mono_ms();
+	coal_read(d, buf);
+	assert_int_equal(d->dev->cls->quiesce(d->dev), 0);
+	if (mono_ms() - t1 < 900)
+		assert_int_equal(nmsi(d), n + 2);
+	assert_int_equal(d->c->coal.deferred[0], 0);
+	assert_int_equal(d->dev->cls->resume(d->dev), 0);
+	coal_free(d, loop);
+}
+
+/*
+ * The decision with the clock in the test's hands (the lock keeps the timer
+ * out): the admin vector and a vector with Coalescing Disable never wait; the
+ * host's Interrupt Coalescing feature sets the window (TIME x 100 us) and the
+ * threshold (THR + 1 entries).
+ */
+static void test_coalescing_follows_the_features(void **state)
+{
+	struct evloop *loop;
+	struct drv *d = coal_drv("200000", &loop);
+	struct nvme_ctrl *c = d->c;
+	uint64_t t;
+	unsigned n;
+
+	assert_int_equal(set_feature(d, NVME_FEAT_IRQ_CONFIG, 1u << 16 | 2, NULL), 0);
+	pthread_mutex_lock(&c->lock);
+	t = nvme_coal_now(c) + 10000000;
+	n = d->t->irq.nmsi;
+	/* admin (vector 0) and vector 2 (CD): every call sends */
+	for (unsigned v = 0; v <= 2; v += 2) {
+		nvme_coal_vector(c, v, t);
+		nvme_coal_vector(c, v, t + 1000);
+	}
+	assert_int_equal(d->t->irq.nmsi, n + 4);
+	/* vector 1, 200 ms fixed: the second within the window waits */
+	nvme_coal_vector(c, 1, t);
+	nvme_coal_vector(c, 1, t + 1000000);
+	assert_int_equal(d->t->irq.nmsi, n + 5);
+	assert_true(c->coal.deferred[0] & 2);
+	nvme_coal_vector(c, 1, t + 200000000);	/* window passed */
+	assert_int_equal(d->t->irq.nmsi, n + 6);
+	assert_false(c->coal.deferred[0] & 2);
+	pthread_mutex_unlock(&c->lock);
+
+	/* host feature: TIME 5 (500 us), THR 2 (3 entries) */
+	assert_int_equal(set_feature(d, NVME_FEAT_IRQ_COALESCE, 5u << 8 | 2, NULL), 0);
+	pthread_mutex_lock(&c->lock);
+	t += 1000000000;	/* a second after the calls above */
+	n = d->t->irq.nmsi;
+	nvme_coal_vector(c, 1, t);
+	nvme_coal_posted(c, 1);
+	nvme_coal_vector(c, 1, t + 100000);		/* 1 entry: waits */
+	nvme_coal_posted(c, 1);
+	nvme_coal_vector(c, 1, t + 200000);		/* 2 entries: waits */
+	assert_int_equal(d->t->irq.nmsi, n + 1);
+	nvme_coal_posted(c, 1);
+	nvme_coal_vector(c, 1, t + 300000);		/* 3 entries: threshold */
+	assert_int_equal(d->t->irq.nmsi, n + 2);
+	nvme_coal_posted(c, 1);
+	nvme_coal_vector(c, 1, t + 400000);		/* 1 entry, within 500 us: waits */
+	assert_int_equal(d->t->irq.nmsi, n + 2);
+	nvme_coal_vector(c, 1, t + 800000);		/* 500 us after the last */
+	assert_int_equal(d->t->irq.nmsi, n + 3);
+	pthread_mutex_unlock(&c->lock);
+	coal_free(d, loop);
+}
+
+static void test_coalescing_setting_is_checked(void **state)
+{
+	struct test_machine *t = test_machine_new(DRV_RAM);
+	struct device *dev;
+	char err[256];
+
+	t->m.pci = pci_bus_new(&t->m);
+	setenv("AMBER_NVME_COALESCE", "fast", 1);
+	assert_true(device_create(&t->m, "nvme", "nvme0", "", &dev, err, sizeof(err)) < 0);
+	unsetenv("AMBER_NVME_COALESCE");
+	pci_bus_free(t->m.pci);
+	test_machine_free(t);
+}
+
+/*
+ * The adaptive walk against models of a workload: rate(level) completions/s,
+ * and whether the window of that level delays anything.
+ */
+static unsigned dim_run(struct nvme_dim *d, const uint64_t *rate, const bool *binds,
+			unsigned epochs, unsigned *above0)
+{
+	for (unsigned i = 0; i < epochs; i++) {
+		unsigned l = d->level;
+
+		if (above0 && l > 0)
+			(*above0)++;
+		nvme_dim_epoch(d, rate[l], 64, binds[l] ? 32 : 0);
+	}
+	return d->level;
+}
+
+static void test_dim_climbs_while_waiting_pays_and_parks_at_the_best(void **state)
+{
+	/* a busy queue on an expensive interrupt path: 512 us gathers best */
+	static const uint64_t rate[NVME_DIM_LEVELS] = { 3800, 3800, 3800, 3800, 4200, 4800, 5600, 4500 };
+	static const bool binds[NVME_DIM_LEVELS] = { 0, 0, 0, 0, 1, 1, 1, 1 };
+	struct nvme_dim d = { 0 };
+
+	assert_int_equal(dim_run(&d, rate, binds, 30, NULL), 6);
+	assert_true(d.parked);
+}
+
+static void test_dim_comes_back_to_no_wait_where_waiting_costs(void **state)
+{
+	/* one command at a time on a fast disk: any binding window only slows it */
+	static const uint64_t rate[NVME_DIM_LEVELS] = { 100000, 60000, 40000, 25000, 15000, 8000, 4000, 2000 };
+	static const bool binds[NVME_DIM_LEVELS] = { 0, 1, 1, 1, 1, 1, 1, 1 };
+	struct nvme_dim d = { 0 };
+	unsigned above0 = 0;
+
+	assert_int_equal(dim_run(&d, rate, binds, 50, &above0), 0);
+	assert_true(d.parked);
+	assert_true(above0 <= 2);	/* one probe, then parked */
+	/* the load grows (more in flight): the walk leaves level 0 to look again */
+	static const uint64_t busy[NVME_DIM_LEVELS] = { 300000, 400000, 450000, 450000, 450000,
+							420000, 300000, 200000 };
+	static const bool busy_binds[NVME_DIM_LEVELS] = { 0, 1, 1, 1, 1, 1, 1, 1 };
+	assert_true(dim_run(&d, busy, busy_binds, 30, NULL) >= 2);
+	assert_true(d.parked);
+}
+
 static void test_intx_follows_unconsumed_completions(void **state)
 {
 	struct drv *d = drv_new();
@@ -1298,6 +1526,12 @@ int main(void)
 		cmocka_unit_test(test_cq_head_beyond_tail_is_invalid_doorbell),
 		cmocka_unit_test(test_msix_vector_per_completion_queue),
 		cmocka_unit_test(test_cq_event_index_asks_for_a_ring_only_when_needed),
+		cmocka_unit_test(test_coalescing_defers_a_quick_second_interrupt_and_sends_it),
+		cmocka_unit_test(test_quiesce_sends_deferred_interrupts),
+		cmocka_unit_test(test_coalescing_follows_the_features),
+		cmocka_unit_test(test_coalescing_setting_is_checked),
+		cmocka_unit_test(test_dim_climbs_while_waiting_pays_and_parks_at_the_best),
+		cmocka_unit_test(test_dim_comes_back_to_no_wait_where_waiting_costs),
 		cmocka_unit_test(test_intx_follows_unconsumed_completions),
 		cmocka_unit_test(test_shadow_doorbell_updates_are_read_from_the_buffer),
 		cmocka_unit_test(test_quiesce_completes_in_flight_io_before_returning),
