@@ -17,6 +17,8 @@
  * irqfd. For measurements and debugging, the environment variable
  * AMBER_NVME_EVENTFD=0|ioeventfd|irqfd|both (default both) chooses which;
  * what is left out uses MMIO exits and KVM_SIGNAL_MSI.
+ * AMBER_NVME_COALESCE=adaptive (default)|off|MICROSECONDS sets how long an
+ * I/O vector's interrupt may wait to gather completions (src/hw/nvme/coalesce.c).
  */
 #ifndef AMBER_NVME_H
 #define AMBER_NVME_H

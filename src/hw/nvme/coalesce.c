@@ -19,9 +19,12 @@
  *   Linux's net_dim moderates network interrupts: every NVME_DIM_EPOCH
  *   messages it compares the completion rate with that of the previous
  *   window size and moves towards the faster one. A window that delayed
- *   (almost) nothing changes nothing and is passed over. Where waiting costs
- *   throughput (one command at a time on a fast disk), the walk comes back
- *   to 0 and parks there until the load changes.
+ *   (almost) nothing changes nothing and is passed over. A window during
+ *   which the host mostly submitted nothing held completions back from an
+ *   idle host: the walk shrinks it at once. Where waiting costs throughput
+ *   the walk comes back to 0 and parks there until the load changes. And
+ *   adaptive never holds back a lone completion (one entry, nothing else in
+ *   flight: the host is waiting for exactly that one).
  * The deferred messages are sent before a checkpoint reads any state
  * (nvme_quiesce), so the coalescing state is not part of it.
  */
@@ -73,11 +76,14 @@ static void nvme_dim_move(struct nvme_dim *d)
 
 /*
  * One epoch ended with cpl_rate completions per second, after irqs messages of
- * which deferred waited for the window. Returns the level to use next.
+ * which deferred waited for the window, starved of them while the host
+ * submitted nothing. Returns the level to use next.
  */
-unsigned nvme_dim_epoch(struct nvme_dim *d, uint64_t cpl_rate, unsigned irqs, unsigned deferred)
+unsigned nvme_dim_epoch(struct nvme_dim *d, uint64_t cpl_rate, unsigned irqs, unsigned deferred,
+			unsigned starved)
 {
 	bool binding = deferred * 20 >= irqs;	/* the window delayed >= 5 % of them */
+	bool idle_waits = binding && starved * 2 > deferred;
 	int vs = nvme_dim_cmp(cpl_rate, d->prev_rate);
 	bool had_prev = d->have_prev;
 
@@ -85,7 +91,13 @@ unsigned nvme_dim_epoch(struct nvme_dim *d, uint64_t cpl_rate, unsigned irqs, un
 	d->prev_rate = cpl_rate;
 	if (d->dir == 0)
 		d->dir = 1;
-	if (d->parked) {
+	if (idle_waits) {
+		/* the host waited for us rather than working meanwhile: smaller */
+		d->parked = false;
+		d->reversed = false;
+		d->dir = -1;
+		nvme_dim_move(d);
+	} else if (d->parked) {
 		int moved = nvme_dim_cmp(cpl_rate, d->park_rate);
 
 		if (moved == 0)
@@ -95,19 +107,14 @@ unsigned nvme_dim_epoch(struct nvme_dim *d, uint64_t cpl_rate, unsigned irqs, un
 		d->reversed = false;
 		d->dir = moved > 0 ? 1 : -1;
 		nvme_dim_move(d);
-		if (d->parked)
-			d->park_rate = cpl_rate;
-		return d->level;
-	}
-	if (!binding && d->dir > 0) {
+	} else if (!binding && d->dir > 0) {
 		/* a window that delays nothing costs nothing: look further */
 		nvme_dim_move(d);
 	} else if (!had_prev || vs > 0) {
-		if (d->reversed) {
+		if (d->reversed)
 			d->parked = true;	/* back where it was better */
-		} else {
+		else
 			nvme_dim_move(d);
-		}
 	} else if (vs < 0) {
 		d->dir = (int8_t)-d->dir;
 		d->reversed = true;
@@ -167,6 +174,7 @@ static void nvme_coal_sent(struct nvme_ctrl *c, unsigned v, uint64_t now, bool w
 	cv->pending = 0;
 	cv->epoch_irqs++;
 	cv->epoch_deferred += waited;
+	cv->epoch_starved += waited && c->coal.fetched == cv->wait_fetched;
 	if (c->coal.mode != NVME_COAL_ADAPTIVE || cv->epoch_irqs < NVME_DIM_EPOCH)
 		return;
 	span = now - cv->epoch_start;
@@ -174,15 +182,18 @@ static void nvme_coal_sent(struct nvme_ctrl *c, unsigned v, uint64_t now, bool w
 		uint64_t rate = cv->epoch_cpls * 1000000000ULL / span;
 		unsigned was = cv->dim.level;
 
-		nvme_dim_epoch(&cv->dim, rate, cv->epoch_irqs, cv->epoch_deferred);
+		nvme_dim_epoch(&cv->dim, rate, cv->epoch_irqs, cv->epoch_deferred,
+			       cv->epoch_starved);
 		log_debug("nvme", "%s: vector %u: %llu completions/s, %u of %u interrupts waited "
-			  "in a %u us window; next %u us%s", c->dev->id, v, (unsigned long long)rate,
-			  cv->epoch_deferred, cv->epoch_irqs, nvme_dim_us[was],
+			  "(%u with the host idle) in a %u us window; next %u us%s", c->dev->id, v,
+			  (unsigned long long)rate, cv->epoch_deferred, cv->epoch_starved,
+			  cv->epoch_irqs, nvme_dim_us[was],
 			  nvme_dim_us[cv->dim.level], cv->dim.parked ? " (parked)" : "");
 	} else
 		cv->dim.have_prev = false;	/* idle for long: nothing to compare with */
 	cv->epoch_start = now;
-	cv->epoch_irqs = cv->epoch_deferred = cv->epoch_cpls = 0;
+	cv->epoch_irqs = cv->epoch_deferred = cv->epoch_starved = 0;
+	cv->epoch_cpls = 0;
 }
 
 static void nvme_coal_send(struct nvme_ctrl *c, unsigned v, bool sync)
@@ -207,7 +218,13 @@ void nvme_coal_vector(struct nvme_ctrl *c, unsigned v, uint64_t now)
 	unsigned thr = nvme_coal_host_set(c) ? (c->r.irq_coalesce & 0xff) + 1u : 0;
 	bool waited = c->coal.deferred[v / 64] & bit;
 
+	/* adaptive: a lone completion with nothing else in flight goes at once */
+	if (c->coal.mode == NVME_COAL_ADAPTIVE && !nvme_coal_host_set(c) && cv->pending < 2 &&
+	    !c->inflight && !waited)
+		win = 0;
 	if (win && c->coal.fd >= 0 && now < cv->last + win && !(thr && cv->pending >= thr)) {
+		if (!waited)
+			cv->wait_fetched = c->coal.fetched;
 		c->coal.deferred[v / 64] |= bit;
 		nvme_coal_arm(c, cv->last + win);
 		return;

@@ -329,8 +329,9 @@ struct nvme_dim {
 struct nvme_coal_vec {
 	uint64_t last;			/* when it last fired (ns) */
 	uint32_t pending;		/* entries posted since */
+	uint64_t wait_fetched;		/* coal.fetched when it began to wait */
 	uint64_t epoch_start;
-	uint32_t epoch_irqs, epoch_deferred;
+	uint32_t epoch_irqs, epoch_deferred, epoch_starved;
 	uint64_t epoch_cpls;
 	struct nvme_dim dim;
 };
@@ -375,6 +376,7 @@ struct nvme_ctrl {
 		int fd;				/* timerfd on the event loop, or -1 */
 		uint64_t deadline;		/* the timer is armed for, 0 if not */
 		uint64_t deferred[2];		/* vectors waiting for the timer */
+		uint64_t fetched;		/* commands fetched, all SQs */
 		struct nvme_coal_vec v[NVME_NVEC];
 	} coal;				/* coalesce.c */
 
@@ -400,7 +402,8 @@ void nvme_coal_vector(struct nvme_ctrl *c, unsigned v, uint64_t now);
 void nvme_coal_flush(struct nvme_ctrl *c, bool force);
 void nvme_coal_reset(struct nvme_ctrl *c);
 uint64_t nvme_coal_now(const struct nvme_ctrl *c);
-unsigned nvme_dim_epoch(struct nvme_dim *d, uint64_t cpl_rate, unsigned irqs, unsigned deferred);
+unsigned nvme_dim_epoch(struct nvme_dim *d, uint64_t cpl_rate, unsigned irqs, unsigned deferred,
+			unsigned starved);
 void nvme_fatal(struct nvme_ctrl *c, const char *why);
 
 /* queue.c: SQ/CQ mechanics */

@@ -305,6 +305,7 @@ void nvme_sq_process(struct nvme_ctrl *c, struct nvme_sq *sq)
 			}
 			sq->free = req->next;
 			sq->active++;
+			c->coal.fetched++;
 			req->state = NVME_REQ_ACTIVE;
 			req->next = NULL;
 			req->dw0 = 0;

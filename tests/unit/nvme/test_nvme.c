@@ -1107,6 +1107,35 @@ static void test_coalescing_follows_the_features(void **state)
 	coal_free(d, loop);
 }
 
+/* Adaptive never holds back a lone completion: the host waits for exactly that one. */
+static void test_adaptive_coalescing_sends_a_lone_completion_at_once(void **state)
+{
+	struct evloop *loop;
+	struct drv *d = coal_drv(NULL, &loop);
+	struct nvme_ctrl *c = d->c;
+	uint64_t t;
+	unsigned n;
+
+	pthread_mutex_lock(&c->lock);
+	c->coal.v[1].dim.level = NVME_DIM_LEVELS - 1;	/* about 1 ms */
+	t = nvme_coal_now(c) + 10000000;
+	n = d->t->irq.nmsi;
+	nvme_coal_posted(c, 1);
+	nvme_coal_vector(c, 1, t);
+	nvme_coal_posted(c, 1);
+	nvme_coal_vector(c, 1, t + 10000);		/* one entry, nothing in flight */
+	assert_int_equal(d->t->irq.nmsi, n + 2);
+	nvme_coal_posted(c, 1);
+	nvme_coal_posted(c, 1);
+	nvme_coal_vector(c, 1, t + 20000);		/* two entries: they wait */
+	assert_int_equal(d->t->irq.nmsi, n + 2);
+	assert_true(c->coal.deferred[0] & 2);
+	nvme_coal_vector(c, 1, t + 2000000);
+	assert_int_equal(d->t->irq.nmsi, n + 3);
+	pthread_mutex_unlock(&c->lock);
+	coal_free(d, loop);
+}
+
 static void test_coalescing_setting_is_checked(void **state)
 {
 	struct test_machine *t = test_machine_new(DRV_RAM);
@@ -1126,14 +1155,14 @@ static void test_coalescing_setting_is_checked(void **state)
  * and whether the window of that level delays anything.
  */
 static unsigned dim_run(struct nvme_dim *d, const uint64_t *rate, const bool *binds,
-			unsigned epochs, unsigned *above0)
+			const bool *starves, unsigned epochs, unsigned *above0)
 {
 	for (unsigned i = 0; i < epochs; i++) {
 		unsigned l = d->level;
 
 		if (above0 && l > 0)
 			(*above0)++;
-		nvme_dim_epoch(d, rate[l], 64, binds[l] ? 32 : 0);
+		nvme_dim_epoch(d, rate[l], 64, binds[l] ? 32 : 0, starves && starves[l] ? 30 : 0);
 	}
 	return d->level;
 }
@@ -1145,7 +1174,7 @@ static void test_dim_climbs_while_waiting_pays_and_parks_at_the_best(void **stat
 	static const bool binds[NVME_DIM_LEVELS] = { 0, 0, 0, 0, 1, 1, 1, 1 };
 	struct nvme_dim d = { 0 };
 
-	assert_int_equal(dim_run(&d, rate, binds, 30, NULL), 6);
+	assert_int_equal(dim_run(&d, rate, binds, NULL, 30, NULL), 6);
 	assert_true(d.parked);
 }
 
@@ -1157,15 +1186,33 @@ static void test_dim_comes_back_to_no_wait_where_waiting_costs(void **state)
 	struct nvme_dim d = { 0 };
 	unsigned above0 = 0;
 
-	assert_int_equal(dim_run(&d, rate, binds, 50, &above0), 0);
+	assert_int_equal(dim_run(&d, rate, binds, NULL, 50, &above0), 0);
 	assert_true(d.parked);
 	assert_true(above0 <= 2);	/* one probe, then parked */
 	/* the load grows (more in flight): the walk leaves level 0 to look again */
 	static const uint64_t busy[NVME_DIM_LEVELS] = { 300000, 400000, 450000, 450000, 450000,
 							420000, 300000, 200000 };
 	static const bool busy_binds[NVME_DIM_LEVELS] = { 0, 1, 1, 1, 1, 1, 1, 1 };
-	assert_true(dim_run(&d, busy, busy_binds, 30, NULL) >= 2);
+	assert_true(dim_run(&d, busy, busy_binds, NULL, 30, NULL) >= 2);
 	assert_true(d.parked);
+}
+
+/*
+ * A fast guest with everything submitted: large windows hold completions while
+ * it submits nothing, and the rate does not show it (parked, steady). The
+ * idle waits alone bring the window down to where the host keeps working.
+ */
+static void test_dim_shrinks_a_window_the_host_waits_through(void **state)
+{
+	static const uint64_t rate[NVME_DIM_LEVELS] = { 200000, 200000, 200000, 200000, 200000,
+							200000, 200000, 200000 };
+	static const bool binds[NVME_DIM_LEVELS] = { 0, 0, 1, 1, 1, 1, 1, 1 };
+	static const bool starves[NVME_DIM_LEVELS] = { 0, 0, 0, 0, 1, 1, 1, 1 };
+	struct nvme_dim d = { .level = NVME_DIM_LEVELS - 1, .parked = true, .dir = 1,
+			      .park_rate = 200000 };
+
+	assert_true(dim_run(&d, rate, binds, starves, 20, NULL) <= 3);
+	assert_false(starves[d.level]);
 }
 
 static void test_intx_follows_unconsumed_completions(void **state)
@@ -1529,9 +1576,11 @@ int main(void)
 		cmocka_unit_test(test_coalescing_defers_a_quick_second_interrupt_and_sends_it),
 		cmocka_unit_test(test_quiesce_sends_deferred_interrupts),
 		cmocka_unit_test(test_coalescing_follows_the_features),
+		cmocka_unit_test(test_adaptive_coalescing_sends_a_lone_completion_at_once),
 		cmocka_unit_test(test_coalescing_setting_is_checked),
 		cmocka_unit_test(test_dim_climbs_while_waiting_pays_and_parks_at_the_best),
 		cmocka_unit_test(test_dim_comes_back_to_no_wait_where_waiting_costs),
+		cmocka_unit_test(test_dim_shrinks_a_window_the_host_waits_through),
 		cmocka_unit_test(test_intx_follows_unconsumed_completions),
 		cmocka_unit_test(test_shadow_doorbell_updates_are_read_from_the_buffer),
 		cmocka_unit_test(test_quiesce_completes_in_flight_io_before_returning),
