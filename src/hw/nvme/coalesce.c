@@ -24,7 +24,8 @@
  *   idle host: the walk shrinks it at once. Where waiting costs throughput
  *   the walk comes back to 0 and parks there until the load changes. And
  *   adaptive never holds back a lone completion (one entry, nothing else in
- *   flight: the host is waiting for exactly that one).
+ *   flight) while the vector's interrupts carry one entry each on average:
+ *   that host keeps one command in flight and waits for exactly this one.
  * The deferred messages are sent before a checkpoint reads any state
  * (nvme_quiesce), so the coalescing state is not part of it.
  */
@@ -171,6 +172,8 @@ static void nvme_coal_sent(struct nvme_ctrl *c, unsigned v, uint64_t now, bool w
 
 	cv->last = now;
 	cv->epoch_cpls += cv->pending;
+	/* entries per message, x16, averaged over the last 8 or so */
+	cv->per_irq_x16 = cv->per_irq_x16 - cv->per_irq_x16 / 8 + cv->pending * 2;
 	cv->pending = 0;
 	cv->epoch_irqs++;
 	cv->epoch_deferred += waited;
@@ -186,8 +189,8 @@ static void nvme_coal_sent(struct nvme_ctrl *c, unsigned v, uint64_t now, bool w
 			       cv->epoch_starved);
 		log_debug("nvme", "%s: vector %u: %llu completions/s, %u of %u interrupts waited "
 			  "(%u with the host idle) in a %u us window; next %u us%s", c->dev->id, v,
-			  (unsigned long long)rate, cv->epoch_deferred, cv->epoch_starved,
-			  cv->epoch_irqs, nvme_dim_us[was],
+			  (unsigned long long)rate, cv->epoch_deferred, cv->epoch_irqs,
+			  cv->epoch_starved, nvme_dim_us[was],
 			  nvme_dim_us[cv->dim.level], cv->dim.parked ? " (parked)" : "");
 	} else
 		cv->dim.have_prev = false;	/* idle for long: nothing to compare with */
@@ -218,9 +221,13 @@ void nvme_coal_vector(struct nvme_ctrl *c, unsigned v, uint64_t now)
 	unsigned thr = nvme_coal_host_set(c) ? (c->r.irq_coalesce & 0xff) + 1u : 0;
 	bool waited = c->coal.deferred[v / 64] & bit;
 
-	/* adaptive: a lone completion with nothing else in flight goes at once */
+	/*
+	 * Adaptive: a lone completion goes at once while this vector's messages
+	 * carry one entry each on average (a host with one command in flight
+	 * submits the next only after this interrupt).
+	 */
 	if (c->coal.mode == NVME_COAL_ADAPTIVE && !nvme_coal_host_set(c) && cv->pending < 2 &&
-	    !c->inflight && !waited)
+	    !c->inflight && !waited && cv->per_irq_x16 < 24)
 		win = 0;
 	if (win && c->coal.fd >= 0 && now < cv->last + win && !(thr && cv->pending >= thr)) {
 		if (!waited)

@@ -1107,7 +1107,11 @@ static void test_coalescing_follows_the_features(void **state)
 	coal_free(d, loop);
 }
 
-/* Adaptive never holds back a lone completion: the host waits for exactly that one. */
+/*
+ * Adaptive does not hold back a lone completion while the vector's messages
+ * carry one entry each (the host waits for exactly that one); it does once
+ * they carry several.
+ */
 static void test_adaptive_coalescing_sends_a_lone_completion_at_once(void **state)
 {
 	struct evloop *loop;
@@ -1132,6 +1136,19 @@ static void test_adaptive_coalescing_sends_a_lone_completion_at_once(void **stat
 	assert_true(c->coal.deferred[0] & 2);
 	nvme_coal_vector(c, 1, t + 2000000);
 	assert_int_equal(d->t->irq.nmsi, n + 3);
+	/* messages that carried 4 entries each: a host with more in flight */
+	t += 10000000;
+	for (int i = 0; i < 8; i++) {
+		for (int k = 0; k < 4; k++)
+			nvme_coal_posted(c, 1);
+		nvme_coal_vector(c, 1, t + i * 2000000ULL);
+	}
+	assert_int_equal(d->t->irq.nmsi, n + 11);
+	nvme_coal_posted(c, 1);
+	nvme_coal_vector(c, 1, t + 14010000);		/* a lone one now waits */
+	assert_int_equal(d->t->irq.nmsi, n + 11);
+	nvme_coal_vector(c, 1, t + 16000000);
+	assert_int_equal(d->t->irq.nmsi, n + 12);
 	pthread_mutex_unlock(&c->lock);
 	coal_free(d, loop);
 }
