@@ -7,7 +7,7 @@
  * CPU on interrupts instead of submitting. A vector that fired less than its
  * window ago therefore waits (a timerfd on the event loop) and its next
  * message carries everything posted meanwhile; a vector that has been quiet
- * for a window fires at once, so a lone completion is never delayed.
+ * for a window fires at once: a completion after a quiet spell is never delayed.
  *
  * The window of each vector:
  * - 0 for the admin queue, and for a vector whose Interrupt Vector
@@ -22,10 +22,11 @@
  *   (almost) nothing changes nothing and is passed over. A window during
  *   which the host mostly submitted nothing held completions back from an
  *   idle host: the walk shrinks it at once. Where waiting costs throughput
- *   the walk comes back to 0 and parks there until the load changes. And
- *   adaptive never holds back a lone completion (one entry, nothing else in
- *   flight) while the vector's interrupts carry one entry each on average:
- *   that host keeps one command in flight and waits for exactly this one.
+ *   the walk comes back to 0 and parks there until the load changes. (How
+ *   many entries the host has in flight cannot be told from here: a guest
+ *   submitting one command per doorbell to a disk that completes at once
+ *   looks the same at queue depth 1 and 32; the idle-wait rule tells them
+ *   apart after the fact.)
  * The deferred messages are sent before a checkpoint reads any state
  * (nvme_quiesce), so the coalescing state is not part of it.
  */
@@ -172,8 +173,6 @@ static void nvme_coal_sent(struct nvme_ctrl *c, unsigned v, uint64_t now, bool w
 
 	cv->last = now;
 	cv->epoch_cpls += cv->pending;
-	/* entries per message, x16, averaged over the last 8 or so */
-	cv->per_irq_x16 = cv->per_irq_x16 - cv->per_irq_x16 / 8 + cv->pending * 2;
 	cv->pending = 0;
 	cv->epoch_irqs++;
 	cv->epoch_deferred += waited;
@@ -221,14 +220,6 @@ void nvme_coal_vector(struct nvme_ctrl *c, unsigned v, uint64_t now)
 	unsigned thr = nvme_coal_host_set(c) ? (c->r.irq_coalesce & 0xff) + 1u : 0;
 	bool waited = c->coal.deferred[v / 64] & bit;
 
-	/*
-	 * Adaptive: a lone completion goes at once while this vector's messages
-	 * carry one entry each on average (a host with one command in flight
-	 * submits the next only after this interrupt).
-	 */
-	if (c->coal.mode == NVME_COAL_ADAPTIVE && !nvme_coal_host_set(c) && cv->pending < 2 &&
-	    !c->inflight && !waited && cv->per_irq_x16 < 24)
-		win = 0;
 	if (win && c->coal.fd >= 0 && now < cv->last + win && !(thr && cv->pending >= thr)) {
 		if (!waited)
 			cv->wait_fetched = c->coal.fetched;

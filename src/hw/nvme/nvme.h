@@ -329,7 +329,6 @@ struct nvme_dim {
 struct nvme_coal_vec {
 	uint64_t last;			/* when it last fired (ns) */
 	uint32_t pending;		/* entries posted since */
-	uint32_t per_irq_x16;		/* entries per message x16, recent mean */
 	uint64_t wait_fetched;		/* coal.fetched when it began to wait */
 	uint64_t epoch_start;
 	uint32_t epoch_irqs, epoch_deferred, epoch_starved;

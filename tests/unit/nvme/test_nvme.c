@@ -1107,52 +1107,6 @@ static void test_coalescing_follows_the_features(void **state)
 	coal_free(d, loop);
 }
 
-/*
- * Adaptive does not hold back a lone completion while the vector's messages
- * carry one entry each (the host waits for exactly that one); it does once
- * they carry several.
- */
-static void test_adaptive_coalescing_sends_a_lone_completion_at_once(void **state)
-{
-	struct evloop *loop;
-	struct drv *d = coal_drv(NULL, &loop);
-	struct nvme_ctrl *c = d->c;
-	uint64_t t;
-	unsigned n;
-
-	pthread_mutex_lock(&c->lock);
-	c->coal.v[1].dim.level = NVME_DIM_LEVELS - 1;	/* about 1 ms */
-	t = nvme_coal_now(c) + 10000000;
-	n = d->t->irq.nmsi;
-	nvme_coal_posted(c, 1);
-	nvme_coal_vector(c, 1, t);
-	nvme_coal_posted(c, 1);
-	nvme_coal_vector(c, 1, t + 10000);		/* one entry, nothing in flight */
-	assert_int_equal(d->t->irq.nmsi, n + 2);
-	nvme_coal_posted(c, 1);
-	nvme_coal_posted(c, 1);
-	nvme_coal_vector(c, 1, t + 20000);		/* two entries: they wait */
-	assert_int_equal(d->t->irq.nmsi, n + 2);
-	assert_true(c->coal.deferred[0] & 2);
-	nvme_coal_vector(c, 1, t + 2000000);
-	assert_int_equal(d->t->irq.nmsi, n + 3);
-	/* messages that carried 4 entries each: a host with more in flight */
-	t += 10000000;
-	for (int i = 0; i < 8; i++) {
-		for (int k = 0; k < 4; k++)
-			nvme_coal_posted(c, 1);
-		nvme_coal_vector(c, 1, t + i * 2000000ULL);
-	}
-	assert_int_equal(d->t->irq.nmsi, n + 11);
-	nvme_coal_posted(c, 1);
-	nvme_coal_vector(c, 1, t + 14010000);		/* a lone one now waits */
-	assert_int_equal(d->t->irq.nmsi, n + 11);
-	nvme_coal_vector(c, 1, t + 16000000);
-	assert_int_equal(d->t->irq.nmsi, n + 12);
-	pthread_mutex_unlock(&c->lock);
-	coal_free(d, loop);
-}
-
 static void test_coalescing_setting_is_checked(void **state)
 {
 	struct test_machine *t = test_machine_new(DRV_RAM);
@@ -1593,7 +1547,6 @@ int main(void)
 		cmocka_unit_test(test_coalescing_defers_a_quick_second_interrupt_and_sends_it),
 		cmocka_unit_test(test_quiesce_sends_deferred_interrupts),
 		cmocka_unit_test(test_coalescing_follows_the_features),
-		cmocka_unit_test(test_adaptive_coalescing_sends_a_lone_completion_at_once),
 		cmocka_unit_test(test_coalescing_setting_is_checked),
 		cmocka_unit_test(test_dim_climbs_while_waiting_pays_and_parks_at_the_best),
 		cmocka_unit_test(test_dim_comes_back_to_no_wait_where_waiting_costs),
