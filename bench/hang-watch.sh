@@ -12,7 +12,11 @@
 #       tests/kvmbox/l1-leak shows the nested machine's own state in one of them (KVMAMD: the
 #       nested machine's kvm-amd.ko; empty outside the nested machine: returns 1; AMBER: the
 #       amber binary).
-# The caller kills PID afterwards (amber has quit if its checkpoint was written).
+#   hang_stop PID [GRACE]
+#       Ends PID (the VMM itself: start it with exec, not as a child of a subshell, or the
+#       VMM outlives its killed shell and holds its disk's lock): SIGTERM, up to GRACE
+#       seconds (default 10) to exit, then SIGKILL; reaps it.
+# The caller stops PID afterwards with hang_stop (amber has quit if its checkpoint was written).
 HW_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 hang_watch() {
@@ -74,4 +78,16 @@ hang_judge() {
     echo "QEMU's vCPUs: rip ${rips:-unknown}"
     [ -n "$kvmamd" ] && [ -n "$rips" ] && "$HW_REPO/tests/kvmbox/l1-leak" --rip "$kvmamd" $rips
   fi
+}
+
+hang_stop() {
+  local pid=$1 grace=${2:-10} i
+  kill "$pid" 2>/dev/null
+  for ((i = 0; i < grace * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  return 0
 }

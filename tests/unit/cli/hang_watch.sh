@@ -40,6 +40,22 @@ hang_watch $p "$T/c.log" 5 3 && fail "a VM over its limit was not judged hung"
 kill $p
 wait 2>/dev/null
 
+# hang_stop ends a VMM that ignores SIGTERM (stuck in KVM_RUN) within its grace, and reaps it
+bash -c 'trap "" TERM; for i in $(seq 300); do sleep 0.1; done' &
+p=$!
+sleep 0.3
+s=$SECONDS
+hang_stop $p 1
+kill -0 $p 2>/dev/null && fail "hang_stop left a VMM that ignores SIGTERM running"
+[ $((SECONDS - s)) -le 4 ] || fail "hang_stop took $((SECONDS - s)) s"
+# bench/nvme starts the VMM with exec, so the PID it stops is the VMM and not a shell above it
+( eval "exec sleep 30" ) </dev/null >/dev/null 2>&1 &
+p=$!
+sleep 0.3
+[ "$(cat /proc/$p/comm 2>/dev/null)" = sleep ] || fail "the started PID is not the VMM"
+hang_stop $p
+grep -q 'eval "exec ${CMD' "$REPO/bench/nvme" || fail "bench/nvme does not exec its VMMs"
+
 # hang_judge with a fake amber whose checkpoint holds the given vCPU 1 RIP
 cat >"$T/mod.S" <<'S'
 	.section .noinstr.text,"ax"
