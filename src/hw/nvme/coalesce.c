@@ -191,8 +191,9 @@ static void nvme_coal_sent(struct nvme_ctrl *c, unsigned v, uint64_t now, bool w
 			  (unsigned long long)rate, cv->epoch_deferred, cv->epoch_irqs,
 			  cv->epoch_starved, nvme_dim_us[was],
 			  nvme_dim_us[cv->dim.level], cv->dim.parked ? " (parked)" : "");
-	} else
+	} else {
 		cv->dim.have_prev = false;	/* idle for long: nothing to compare with */
+	}
 	cv->epoch_start = now;
 	cv->epoch_irqs = cv->epoch_deferred = cv->epoch_starved = 0;
 	cv->epoch_cpls = 0;
