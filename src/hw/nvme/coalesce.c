@@ -21,7 +21,7 @@
  *   window size and moves towards the faster one. A window that delayed
  *   (almost) nothing changes nothing and is passed over. A window during
  *   which the host mostly submitted nothing held completions back from an
- *   idle host: the walk shrinks it at once. Where waiting costs throughput
+ *   idle host: unless the rate moved with it, the walk shrinks it at once. Where waiting costs throughput
  *   the walk comes back to 0 and parks there until the load changes. (How
  *   many entries the host has in flight cannot be told from here: a guest
  *   submitting one command per doorbell to a disk that completes at once
@@ -93,8 +93,15 @@ unsigned nvme_dim_epoch(struct nvme_dim *d, uint64_t cpl_rate, unsigned irqs, un
 	d->prev_rate = cpl_rate;
 	if (d->dir == 0)
 		d->dir = 1;
-	if (idle_waits) {
-		/* the host waited for us rather than working meanwhile: smaller */
+	if (d->parked && d->hold)
+		d->hold--;
+	if (idle_waits && (!had_prev || vs == 0) && !(d->parked && d->hold)) {
+		/*
+		 * The host waited for us rather than working meanwhile, and the
+		 * rate shows no gain: smaller. (Where an interrupt costs more than
+		 * the wait, as nested, fewer interrupts pay even for an idle host:
+		 * the rate rises, and the walk below follows it.)
+		 */
 		d->parked = false;
 		d->reversed = false;
 		d->dir = -1;
@@ -113,10 +120,12 @@ unsigned nvme_dim_epoch(struct nvme_dim *d, uint64_t cpl_rate, unsigned irqs, un
 		/* a window that delays nothing costs nothing: look further */
 		nvme_dim_move(d);
 	} else if (!had_prev || vs > 0) {
-		if (d->reversed)
-			d->parked = true;	/* back where it was better */
-		else
+		if (d->reversed) {
+			d->parked = true;	/* back where it was better: stay a while */
+			d->hold = NVME_DIM_HOLD;
+		} else {
 			nvme_dim_move(d);
+		}
 	} else if (vs < 0) {
 		d->dir = (int8_t)-d->dir;
 		d->reversed = true;

@@ -317,11 +317,13 @@ struct nvme_vecfd {
 /* Interrupt coalescing (coalesce.c): the adaptive walk of one vector. */
 #define NVME_DIM_LEVELS 8
 #define NVME_DIM_EPOCH  64		/* messages per measurement */
+#define NVME_DIM_HOLD   8		/* epochs parked after coming back */
 
 struct nvme_dim {
 	uint8_t level;			/* index into the window sizes */
 	int8_t dir;			/* +1 larger windows, -1 smaller */
 	bool parked, reversed, have_prev;
+	uint8_t hold;			/* parked epochs left before an idle-wait probe */
 	uint64_t prev_rate;		/* completions/s in the last epoch */
 	uint64_t park_rate;		/* ... when it parked */
 };
