@@ -28,6 +28,7 @@
 #include <sys/ioctl.h>
 
 #include "amber/checkpoint.h"
+#include "amber/clock.h"
 #include "amber/config.h"
 #include "amber/control.h"
 #include "amber/device.h"
@@ -161,14 +162,6 @@ static int checkpoint_build(struct vm *vm, json_t *doc, char *err, size_t errlen
 		return -EIO;
 	json_object_set_new(doc, "disks", disks);
 	return 0;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
 /* What became of the VM after a failed checkpoint, for the message. */

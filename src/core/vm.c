@@ -15,6 +15,7 @@
 #include <sys/signalfd.h>
 
 #include "amber/checkpoint.h"
+#include "amber/clock.h"
 #include "amber/control.h"
 #include "amber/device.h"
 #include "amber/evloop.h"
@@ -27,14 +28,6 @@
 #include "amber/kvm_irqfd.h"
 
 #define VCPU_KICK_SIGNAL SIGUSR1
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- interrupts ------------------------------------------------------ */
 
@@ -287,7 +280,7 @@ static void *vcpu_thread(void *arg)
 		if (vm->debug_prepare)
 			vm->debug_prepare(vm, v);
 		if (v->id == 0 && !vm->first_run_ns) {
-			vm->first_run_ns = now_ns();
+			vm->first_run_ns = mono_ns();
 			vm_stats_first_run(vm->first_run_ns);
 		}
 		ret = ioctl(v->fd, KVM_RUN, 0);

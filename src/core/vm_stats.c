@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "amber/clock.h"
 #include "amber/vm_stats.h"
 
 #define STATS_MMIO_SLOTS 256
@@ -29,14 +30,6 @@ static struct {
 } marks[STATS_MARKS];
 static unsigned nmarks;
 
-static uint64_t stats_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 void vm_stats_init(void)
 {
 	const char *e = getenv("AMBER_STATS");
@@ -54,7 +47,7 @@ void vm_stats_mark(const char *phase)
 	if (!stats_on || nmarks == STATS_MARKS)
 		return;
 	marks[nmarks].phase = phase;
-	marks[nmarks].ns = stats_now_ns();
+	marks[nmarks].ns = mono_ns();
 	nmarks++;
 }
 

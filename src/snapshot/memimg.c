@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "amber/clock.h"
 #include "amber/log.h"
 #include "amber/snapjson.h"
 #include "amber/snapshot.h"
@@ -597,14 +598,6 @@ struct memimg_verifier {
 	uint64_t elapsed_ns;
 	char msg[512];
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 static void *memimg_verifier_main(void *arg)
 {

@@ -38,20 +38,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "amber/clock.h"
 #include "amber/evloop.h"
 #include "amber/log.h"
 #include "nvme.h"
 
 /* Adaptive window sizes, µs; up to about a millisecond of added latency. */
 static const uint32_t nvme_dim_us[NVME_DIM_LEVELS] = { 0, 16, 32, 64, 128, 256, 512, 1024 };
-
-static uint64_t nvme_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- the adaptive walk (pure: unit-tested on its own) ------------------------- */
 
@@ -245,7 +238,7 @@ void nvme_coal_vector(struct nvme_ctrl *c, unsigned v, uint64_t now)
 /* Send the deferred vectors whose window has passed, or all of them (force). */
 void nvme_coal_flush(struct nvme_ctrl *c, bool force)
 {
-	uint64_t now = nvme_now_ns();
+	uint64_t now = mono_ns();
 
 	for (unsigned w = 0; w < 2; w++) {
 		uint64_t bits = c->coal.deferred[w];
@@ -277,7 +270,7 @@ void nvme_coal_reset(struct nvme_ctrl *c)
 
 uint64_t nvme_coal_now(const struct nvme_ctrl *c)
 {
-	return c->coal.fd >= 0 ? nvme_now_ns() : 0;
+	return c->coal.fd >= 0 ? mono_ns() : 0;
 }
 
 static void nvme_coal_fire(void *opaque, int fd, uint32_t events)
