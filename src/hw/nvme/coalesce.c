@@ -27,6 +27,13 @@
  *   submitting one command per doorbell to a disk that completes at once
  *   looks the same at queue depth 1 and 32; the idle-wait rule tells them
  *   apart after the fact.)
+ * While a vector holds a message back, the host need not ring the doorbells
+ * of the SQs completing to it (their shadow EventIdx asks for no ring, queue.c):
+ * when the timer fires it first fetches those SQs, so what the host queued
+ * meanwhile is started, and (on backends that finish at once) completed in
+ * the same message. Each ring it saves is an exit with an emulated instruction.
+ * A held-back message whose entries the host has meanwhile consumed (its
+ * handler, still running, read them) is not sent at all.
  * The deferred messages are sent before a checkpoint reads any state
  * (nvme_quiesce), so the coalescing state is not part of it.
  */
@@ -154,17 +161,23 @@ static uint64_t nvme_coal_window(const struct nvme_ctrl *c, unsigned v)
 	}
 }
 
-static void nvme_coal_arm(struct nvme_ctrl *c, uint64_t at)
+/* Have the timer fire by at; false if it cannot be set. */
+static bool nvme_coal_arm(struct nvme_ctrl *c, uint64_t at)
 {
 	struct itimerspec its = { 0 };
 
-	if (c->coal.fd < 0 || (c->coal.deadline && c->coal.deadline <= at))
-		return;
-	c->coal.deadline = at;
+	if (c->coal.fd < 0)
+		return false;
+	if (c->coal.deadline && c->coal.deadline <= at)
+		return true;
 	its.it_value.tv_sec = (time_t)(at / 1000000000ULL);
 	its.it_value.tv_nsec = (long)(at % 1000000000ULL);
-	if (timerfd_settime(c->coal.fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+	if (timerfd_settime(c->coal.fd, TFD_TIMER_ABSTIME, &its, NULL) < 0) {
 		log_warn("nvme", "%s: coalescing timer: %s", c->dev->id, strerror(errno));
+		return false;
+	}
+	c->coal.deadline = at;
+	return true;
 }
 
 /* Vector v fires now: account the epoch of its adaptive walk. */
@@ -189,16 +202,27 @@ static void nvme_coal_sent(struct nvme_ctrl *c, unsigned v, uint64_t now, bool w
 		nvme_dim_epoch(&cv->dim, rate, cv->epoch_irqs, cv->epoch_deferred,
 			       cv->epoch_starved);
 		log_debug("nvme", "%s: vector %u: %llu completions/s, %u of %u interrupts waited "
-			  "(%u with the host idle) in a %u us window; next %u us%s", c->dev->id, v,
-			  (unsigned long long)rate, cv->epoch_deferred, cv->epoch_irqs,
-			  cv->epoch_starved, nvme_dim_us[was],
+			  "(%u with the host idle, %u more not needed) in a %u us window; next %u us%s",
+			  c->dev->id, v, (unsigned long long)rate, cv->epoch_deferred, cv->epoch_irqs,
+			  cv->epoch_starved, cv->epoch_dropped, nvme_dim_us[was],
 			  nvme_dim_us[cv->dim.level], cv->dim.parked ? " (parked)" : "");
 	} else {
 		cv->dim.have_prev = false;	/* idle for long: nothing to compare with */
 	}
 	cv->epoch_start = now;
-	cv->epoch_irqs = cv->epoch_deferred = cv->epoch_starved = 0;
+	cv->epoch_irqs = cv->epoch_deferred = cv->epoch_starved = cv->epoch_dropped = 0;
 	cv->epoch_cpls = 0;
+}
+
+/* Vector v's deferred message found its entries consumed: none is sent. */
+static void nvme_coal_dropped(struct nvme_ctrl *c, unsigned v)
+{
+	struct nvme_coal_vec *cv = &c->coal.v[v];
+
+	cv->epoch_cpls += cv->pending;
+	cv->pending = 0;
+	cv->epoch_dropped++;
+	c->coal.dropped++;
 }
 
 static void nvme_coal_send(struct nvme_ctrl *c, unsigned v, bool sync)
@@ -227,7 +251,11 @@ void nvme_coal_vector(struct nvme_ctrl *c, unsigned v, uint64_t now)
 		if (!waited)
 			cv->wait_fetched = c->coal.fetched;
 		c->coal.deferred[v / 64] |= bit;
-		nvme_coal_arm(c, cv->last + win);
+		if (nvme_coal_arm(c, cv->last + win) && !(c->coal.muted[v / 64] & bit)) {
+			/* until the timer, the host need not ring (queue.c) */
+			c->coal.muted[v / 64] |= bit;
+			nvme_sqs_mute(c, v);
+		}
 		return;
 	}
 	c->coal.deferred[v / 64] &= ~bit;
@@ -235,10 +263,39 @@ void nvme_coal_vector(struct nvme_ctrl *c, unsigned v, uint64_t now)
 	nvme_coal_send(c, v, false);
 }
 
-/* Send the deferred vectors whose window has passed, or all of them (force). */
+/*
+ * Has the host consumed every entry of vector v's completion queues already?
+ * Its handler, still running from the previous message, reads entries posted
+ * meanwhile, and a message for them would find nothing: a wasted interrupt
+ * (nested, an emulated IPI as well). The host writes a CQ head (the shadow
+ * doorbell or the MMIO one) only after it has read the entries before it.
+ */
+static bool nvme_coal_consumed(struct nvme_ctrl *c, unsigned v)
+{
+	bool any = false;
+
+	for (unsigned q = 1; q < NVME_NQ; q++) {
+		const struct nvme_cq *cq = &c->cq[q];
+
+		if (!cq->valid || !cq->ien || cq->vector != v)
+			continue;
+		if (!nvme_cq_consumed(c, (uint16_t)q))
+			return false;
+		any = true;
+	}
+	return any;
+}
+
+/*
+ * Send the deferred vectors whose window has passed, or all of them (force);
+ * one whose entries the host has consumed meanwhile needs no message.
+ */
 void nvme_coal_flush(struct nvme_ctrl *c, bool force)
 {
 	uint64_t now = mono_ns();
+
+	if (force)	/* quiesced: resume fetches every SQ and unmutes them */
+		c->coal.muted[0] = c->coal.muted[1] = 0;
 
 	for (unsigned w = 0; w < 2; w++) {
 		uint64_t bits = c->coal.deferred[w];
@@ -253,6 +310,10 @@ void nvme_coal_flush(struct nvme_ctrl *c, bool force)
 				continue;
 			}
 			c->coal.deferred[w] &= ~(1ULL << (v % 64));
+			if (nvme_coal_consumed(c, v)) {
+				nvme_coal_dropped(c, v);
+				continue;
+			}
 			nvme_coal_sent(c, v, now, true);
 			if (pci_msix_enabled(&c->pci))
 				nvme_coal_send(c, v, force);
@@ -264,8 +325,41 @@ void nvme_coal_flush(struct nvme_ctrl *c, bool force)
 void nvme_coal_reset(struct nvme_ctrl *c)
 {
 	c->coal.deferred[0] = c->coal.deferred[1] = 0;
+	c->coal.muted[0] = c->coal.muted[1] = 0;
 	for (unsigned v = 0; v < NVME_NVEC; v++)
 		c->coal.v[v].pending = 0;
+}
+
+/* Are the SQs of vector v muted, their doorbells left to the timer? */
+bool nvme_coal_muted(const struct nvme_ctrl *c, unsigned v)
+{
+	return v < NVME_NVEC && (c->coal.muted[v / 64] & (1ULL << (v % 64)));
+}
+
+/*
+ * The timer fired: unmute the vectors it is due for (their window passed, or
+ * they sent meanwhile) into fetch; the others wait for their own time.
+ */
+static void nvme_coal_due(struct nvme_ctrl *c, uint64_t now, uint64_t *fetch)
+{
+	for (unsigned w = 0; w < 2; w++) {
+		uint64_t bits = c->coal.muted[w];
+
+		fetch[w] = 0;
+		while (bits) {
+			unsigned v = w * 64 + (unsigned)__builtin_ctzll(bits);
+			uint64_t bit = 1ULL << (v % 64);
+			uint64_t due = c->coal.v[v].last + nvme_coal_window(c, v);
+
+			bits &= bits - 1;
+			if ((c->coal.deferred[w] & bit) && now < due) {
+				nvme_coal_arm(c, due);
+				continue;
+			}
+			c->coal.muted[w] &= ~bit;
+			fetch[w] |= bit;
+		}
+	}
 }
 
 uint64_t nvme_coal_now(const struct nvme_ctrl *c)
@@ -276,13 +370,21 @@ uint64_t nvme_coal_now(const struct nvme_ctrl *c)
 static void nvme_coal_fire(void *opaque, int fd, uint32_t events)
 {
 	struct nvme_ctrl *c = opaque;
-	uint64_t n;
+	uint64_t n, fetch[2];
+	bool fetched;
 
 	(void)events;
 	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		log_debug("nvme", "%s: coalescing timer: %s", c->dev->id, strerror(errno));
 	pthread_mutex_lock(&c->lock);
 	c->coal.deadline = 0;
+	/* first what the host queued without ringing, so it rides this message */
+	nvme_coal_due(c, mono_ns(), fetch);
+	fetched = nvme_sqs_fetch(c, fetch);
+	pthread_mutex_unlock(&c->lock);
+	if (fetched)
+		nvme_poll_inline(c);	/* its completions, where the backend had them at once */
+	pthread_mutex_lock(&c->lock);
 	nvme_coal_flush(c, false);
 	pthread_mutex_unlock(&c->lock);
 }

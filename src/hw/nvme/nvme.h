@@ -334,6 +334,7 @@ struct nvme_coal_vec {
 	uint64_t wait_fetched;		/* coal.fetched when it began to wait */
 	uint64_t epoch_start;
 	uint32_t epoch_irqs, epoch_deferred, epoch_starved;
+	uint32_t epoch_dropped;		/* deferred, then found consumed: not sent */
 	uint64_t epoch_cpls;
 	struct nvme_dim dim;
 };
@@ -378,7 +379,9 @@ struct nvme_ctrl {
 		int fd;				/* timerfd on the event loop, or -1 */
 		uint64_t deadline;		/* the timer is armed for, 0 if not */
 		uint64_t deferred[2];		/* vectors waiting for the timer */
+		uint64_t muted[2];		/* vectors whose SQs the timer fetches */
 		uint64_t fetched;		/* commands fetched, all SQs */
+		uint64_t dropped;		/* deferred messages found not needed */
 		struct nvme_coal_vec v[NVME_NVEC];
 	} coal;				/* coalesce.c */
 
@@ -402,6 +405,7 @@ void nvme_coal_free(struct nvme_ctrl *c);
 void nvme_coal_posted(struct nvme_ctrl *c, unsigned v);
 void nvme_coal_vector(struct nvme_ctrl *c, unsigned v, uint64_t now);
 void nvme_coal_flush(struct nvme_ctrl *c, bool force);
+bool nvme_coal_muted(const struct nvme_ctrl *c, unsigned v);
 void nvme_coal_reset(struct nvme_ctrl *c);
 uint64_t nvme_coal_now(const struct nvme_ctrl *c);
 unsigned nvme_dim_epoch(struct nvme_dim *d, uint64_t cpl_rate, unsigned irqs, unsigned deferred,
@@ -424,6 +428,9 @@ void nvme_queues_reset(struct nvme_ctrl *c);
 void nvme_inflight_done(struct nvme_ctrl *c);
 uint16_t nvme_shadow_read(struct nvme_ctrl *c, uint16_t qid, bool cq, uint16_t fallback);
 void nvme_cq_refresh_head(struct nvme_ctrl *c, uint16_t qid, bool ring);
+bool nvme_cq_consumed(struct nvme_ctrl *c, uint16_t qid);
+void nvme_sqs_mute(struct nvme_ctrl *c, unsigned v);
+bool nvme_sqs_fetch(struct nvme_ctrl *c, const uint64_t *vectors);
 
 /* admin.c */
 void nvme_admin_exec(struct nvme_ctrl *c, struct nvme_req *req);

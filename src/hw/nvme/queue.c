@@ -172,6 +172,24 @@ void nvme_cq_refresh_head(struct nvme_ctrl *c, uint16_t qid, bool ring)
 		cq->head = h;
 }
 
+/*
+ * Has the host consumed every entry of CQ qid? The head comes from the shadow
+ * doorbell when the host uses one (read only: the event index stays), else
+ * from its last MMIO write.
+ */
+bool nvme_cq_consumed(struct nvme_ctrl *c, uint16_t qid)
+{
+	struct nvme_cq *cq = &c->cq[qid];
+	uint16_t h;
+
+	if (cq->head != cq->tail && c->r.dbbuf_dbs) {
+		h = nvme_shadow_read(c, qid, true, cq->head);
+		if (nvme_cq_head_ok(cq, h))
+			cq->head = h;
+	}
+	return cq->head == cq->tail;
+}
+
 /* ---- completion ----------------------------------------------------------- */
 
 static bool nvme_cq_full(struct nvme_ctrl *c, uint16_t qid)
@@ -273,6 +291,59 @@ void nvme_cq_drain_waiting(struct nvme_ctrl *c, struct nvme_cq *cq)
 
 /* ---- fetching --------------------------------------------------------------- */
 
+/*
+ * While the vector an SQ completes to holds an interrupt back (coalesce.c),
+ * the host need not ring that SQ's doorbell: the coalescing timer fetches
+ * the SQ before it sends the interrupt, and the commands it finds complete
+ * in the same message. Every ring is an exit the guest pays for (with an
+ * instruction emulated, on AMD) and a wake-up of the event loop; at high
+ * queue depths the host submits between most of its interrupts.
+ */
+static bool nvme_sq_muted(const struct nvme_ctrl *c, const struct nvme_sq *sq)
+{
+	const struct nvme_cq *cq = &c->cq[sq->cqid];
+
+	return sq->qid && cq->valid && cq->ien && nvme_coal_muted(c, cq->vector);
+}
+
+/* §5.8: EventIdx one behind the tail asks the host for no ring until a lap. */
+static void nvme_sq_mute(struct nvme_ctrl *c, struct nvme_sq *sq)
+{
+	nvme_shadow_write(c, c->r.dbbuf_eis, sq->qid, false,
+			  (uint16_t)((sq->tail + sq->size - 1) % sq->size));
+}
+
+/* Vector v now holds an interrupt back: mute the doorbells of its SQs. */
+void nvme_sqs_mute(struct nvme_ctrl *c, unsigned v)
+{
+	if (!c->r.dbbuf_dbs)
+		return;
+	for (unsigned q = 1; q < NVME_NQ; q++) {
+		struct nvme_sq *sq = &c->sq[q];
+
+		if (sq->valid && !sq->deleting && c->cq[sq->cqid].vector == v)
+			nvme_sq_mute(c, sq);
+	}
+}
+
+/*
+ * The coalescing timer fires for these vectors (already unmuted): fetch their
+ * SQs, which also asks the host to ring again. True if commands were fetched.
+ */
+bool nvme_sqs_fetch(struct nvme_ctrl *c, const uint64_t *vectors)
+{
+	uint64_t before = c->coal.fetched;
+
+	for (unsigned q = 1; q < NVME_NQ; q++) {
+		struct nvme_sq *sq = &c->sq[q];
+		unsigned v = c->cq[sq->cqid].vector;
+
+		if (sq->valid && v < NVME_NVEC && (vectors[v / 64] & (1ULL << (v % 64))))
+			nvme_sq_process(c, sq);
+	}
+	return c->coal.fetched != before;
+}
+
 static bool nvme_can_fetch(const struct nvme_ctrl *c, const struct nvme_sq *sq)
 {
 	return c->enabled && !c->resetting && !c->shutting_down && !c->quiesced &&
@@ -319,6 +390,11 @@ void nvme_sq_process(struct nvme_ctrl *c, struct nvme_sq *sq)
 		}
 		if (!c->r.dbbuf_dbs || !nvme_can_fetch(c, sq))
 			break;
+		if (nvme_sq_muted(c, sq)) {
+			/* its vector's timer fetches what comes meanwhile */
+			nvme_sq_mute(c, sq);
+			break;
+		}
 		/*
 		 * §5.8: tell the host how far we have read (EventIdx), then look
 		 * again, since it may have written the shadow meanwhile without

@@ -990,8 +990,11 @@ static void coal_free(struct drv *d, struct evloop *loop)
 	evloop_free(loop);
 }
 
-/* Read one block on queue 1 and wait (polling memory, as a busy host would) for its entry. */
-static void coal_read(struct drv *d, uint64_t buf)
+/*
+ * Read one block on queue 1 and wait (polling memory, as a busy host would) for
+ * its entry; ring: tell the controller the new CQ head.
+ */
+static void coal_read(struct drv *d, uint64_t buf, bool ring)
 {
 	struct nvme_cmd cmd = drv_rw(NVME_IO_READ, 1, 0, 1, buf, 0);
 	struct nvme_cqe e;
@@ -1002,7 +1005,7 @@ static void coal_read(struct drv *d, uint64_t buf)
 		usleep(1000);
 	assert_true(i < 5000);
 	assert_int_equal(drv_status(&e), 0);
-	drv_consume(d, 1, true);
+	drv_consume(d, 1, ring);
 }
 
 /*
@@ -1016,17 +1019,103 @@ static void test_coalescing_defers_a_quick_second_interrupt_and_sends_it(void **
 	uint64_t buf = drv_alloc(d, 1), t1, t2;
 	unsigned n = nmsi(d);
 
-	coal_read(d, buf);
+	coal_read(d, buf, true);
 	assert_true(wait_nmsi(d, n + 1));	/* a quiet vector fires at once */
 	t1 = mono_ms();
 	assert_int_equal(d->t->irq.msi[n].data, 0x41);
-	coal_read(d, buf);
+	coal_read(d, buf, false);		/* the host has not said it read it */
 	if (mono_ms() - t1 < 150)
 		assert_int_equal(nmsi(d), n + 1);	/* posted, interrupt held back */
 	assert_true(wait_nmsi(d, n + 2));
 	t2 = mono_ms();
 	assert_true(t2 - t1 >= 150);
 	assert_int_equal(d->t->irq.msi[n + 1].data, 0x41);
+	coal_free(d, loop);
+}
+
+/*
+ * A held-back interrupt whose entries the host consumed meanwhile (its CQ head
+ * doorbell says so: a handler still running read them) is not sent; one whose
+ * entry is still unread is, and so is the next one after a quiet window.
+ */
+static void test_coalescing_drops_interrupts_the_host_no_longer_needs(void **state)
+{
+	struct evloop *loop;
+	struct drv *d = coal_drv("200000", &loop);	/* 200 ms */
+	uint64_t buf = drv_alloc(d, 1), t1;
+	unsigned n = nmsi(d);
+
+	coal_read(d, buf, true);
+	assert_true(wait_nmsi(d, n + 1));
+	t1 = mono_ms();
+	coal_read(d, buf, true);		/* posted, held back, read and acknowledged */
+	if (mono_ms() - t1 >= 150)
+		skip();				/* too slow a machine to tell */
+	usleep(400 * 1000);			/* two windows */
+	assert_int_equal(nmsi(d), n + 1);
+	assert_int_equal(d->c->coal.deferred[0], 0);
+	assert_int_equal(d->c->coal.dropped, 1);
+	/* quiet for a window: the next fires at once */
+	coal_read(d, buf, false);
+	assert_true(wait_nmsi(d, n + 2));
+	t1 = mono_ms();
+	/* unread (no head written): the held-back one is sent */
+	coal_read(d, buf, false);
+	assert_true(wait_nmsi(d, n + 3));
+	assert_true(mono_ms() - t1 >= 150);
+	assert_int_equal(d->c->coal.dropped, 1);
+	coal_free(d, loop);
+}
+
+/*
+ * While a vector holds an interrupt back, the host need not ring the doorbell
+ * of the SQ that completes to it (EventIdx = tail - 1); the timer fetches what
+ * the host queued meanwhile, and then asks for rings again (EventIdx = tail).
+ */
+static void test_coalescing_leaves_doorbells_to_the_timer(void **state)
+{
+	struct evloop *loop;
+	struct drv *d = coal_drv("200000", &loop);	/* 200 ms */
+	uint64_t buf = drv_alloc(d, 1), t1;
+	struct nvme_cmd cmd = drv_rw(NVME_IO_READ, 1, 0, 1, buf, 0);
+	unsigned n;
+	uint16_t old, tail, ei;
+	volatile uint32_t *dbs, *eis;
+	struct nvme_cqe e;
+	int i;
+
+	drv_dbbuf_config(d);
+	dbs = drv_ptr(d, d->dbs);
+	eis = drv_ptr(d, d->eis);
+	n = nmsi(d);			/* after the admin command's own */
+	coal_read(d, buf, true);
+	assert_true(wait_nmsi(d, n + 1));
+	t1 = mono_ms();
+	assert_int_equal(eis[2], 1);			/* ring for the next one */
+	coal_read(d, buf, false);			/* held back */
+	if (mono_ms() - t1 >= 150)
+		skip();					/* too slow a machine to tell */
+	assert_int_equal(eis[2], 1);			/* tail 2: EventIdx 1, muted */
+	/* the host queues a third command; EventIdx tells it not to ring (§5.8) */
+	old = (uint16_t)dbs[2];
+	drv_queue(d, 1, &cmd);
+	tail = d->q[1].sq_tail;
+	dbs[2] = tail;
+	ei = (uint16_t)eis[2];
+	assert_false((uint16_t)(tail - ei - 1) < (uint16_t)(tail - old));
+	assert_int_equal(d->c->sq[1].head, 2);
+	/* the timer: the second interrupt, and the third command fetched and done */
+	assert_true(wait_nmsi(d, n + 2));
+	assert_true(mono_ms() - t1 >= 150);
+	for (i = 0; i < 5000 && d->c->sq[1].head != 3; i++)
+		usleep(1000);
+	assert_int_equal(d->c->sq[1].head, 3);
+	assert_int_equal(eis[2], 3);			/* rings are wanted again */
+	for (i = 0; i < 5000 && !drv_peek(d, 1, &e); i++)	/* the third one's entry */
+		usleep(1000);
+	assert_true(i < 5000);
+	assert_int_equal(drv_status(&e), 0);
+	drv_consume(d, 1, true);
 	coal_free(d, loop);
 }
 
@@ -1038,10 +1127,10 @@ static void test_quiesce_sends_deferred_interrupts(void **state)
 	uint64_t buf = drv_alloc(d, 1), t1;
 	unsigned n = nmsi(d);
 
-	coal_read(d, buf);
+	coal_read(d, buf, true);
 	assert_true(wait_nmsi(d, n + 1));
 	t1 = mono_ms();
-	coal_read(d, buf);
+	coal_read(d, buf, false);
 	assert_int_equal(d->dev->cls->quiesce(d->dev), 0);
 	if (mono_ms() - t1 < 900)
 		assert_int_equal(nmsi(d), n + 2);
@@ -1564,6 +1653,8 @@ int main(void)
 		cmocka_unit_test(test_msix_vector_per_completion_queue),
 		cmocka_unit_test(test_cq_event_index_asks_for_a_ring_only_when_needed),
 		cmocka_unit_test(test_coalescing_defers_a_quick_second_interrupt_and_sends_it),
+		cmocka_unit_test(test_coalescing_drops_interrupts_the_host_no_longer_needs),
+		cmocka_unit_test(test_coalescing_leaves_doorbells_to_the_timer),
 		cmocka_unit_test(test_quiesce_sends_deferred_interrupts),
 		cmocka_unit_test(test_coalescing_follows_the_features),
 		cmocka_unit_test(test_coalescing_setting_is_checked),
