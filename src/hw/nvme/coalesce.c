@@ -219,9 +219,10 @@ static void nvme_coal_sent(struct nvme_ctrl *c, unsigned v, uint64_t now, bool w
 
 		nvme_dim_epoch(&cv->dim, rate, cv->epoch_irqs, (unsigned)cv->epoch_cpls,
 			       cv->epoch_deferred, cv->epoch_starved);
-		log_debug("nvme", "%s: vector %u: %llu completions/s, %u of %u interrupts waited "
-			  "(%u with the host idle, %u more not needed) in a %u us window; next %u us%s",
-			  c->dev->id, v, (unsigned long long)rate, cv->epoch_deferred, cv->epoch_irqs,
+		log_debug("nvme", "%s: vector %u: %llu completions/s, %llu in %u interrupts, %u of which "
+			  "waited (%u with the host idle, %u more not needed) in a %u us window; "
+			  "next %u us%s", c->dev->id, v, (unsigned long long)rate,
+			  (unsigned long long)cv->epoch_cpls, cv->epoch_irqs, cv->epoch_deferred,
 			  cv->epoch_starved, cv->epoch_dropped, nvme_dim_us[was],
 			  nvme_dim_us[cv->dim.level], cv->dim.parked ? " (parked)" : "");
 	} else {
