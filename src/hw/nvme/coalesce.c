@@ -69,8 +69,7 @@ static void nvme_dim_move(struct nvme_dim *d)
 {
 	int next = (int)d->level + d->dir;
 
-	if (next < 0 || next >= NVME_DIM_LEVELS ||
-	    (d->dir > 0 && d->ceil_hold && next >= d->ceiling)) {
+	if (next < 0 || next >= NVME_DIM_LEVELS) {
 		d->parked = true;	/* at an end: nothing further that way */
 		return;
 	}
@@ -78,12 +77,12 @@ static void nvme_dim_move(struct nvme_dim *d)
 }
 
 /*
- * One epoch ended with cpl_rate completions per second, cpls completions in
- * irqs messages, of which deferred waited for the window, starved of them
- * while the host submitted nothing. Returns the level to use next.
+ * One epoch ended with cpl_rate completions per second, after irqs messages of
+ * which deferred waited for the window, starved of them while the host
+ * submitted nothing. Returns the level to use next.
  */
-unsigned nvme_dim_epoch(struct nvme_dim *d, uint64_t cpl_rate, unsigned irqs, unsigned cpls,
-			unsigned deferred, unsigned starved)
+unsigned nvme_dim_epoch(struct nvme_dim *d, uint64_t cpl_rate, unsigned irqs, unsigned deferred,
+			unsigned starved)
 {
 	bool binding = deferred * 20 >= irqs;	/* the window delayed >= 5 % of them */
 	bool idle_waits = binding && starved * 2 > deferred;
@@ -96,24 +95,7 @@ unsigned nvme_dim_epoch(struct nvme_dim *d, uint64_t cpl_rate, unsigned irqs, un
 		d->dir = 1;
 	if (d->parked && d->hold)
 		d->hold--;
-	if (d->ceil_hold)
-		d->ceil_hold--;
-	if (idle_waits && cpls * 4 < irqs * 5) {
-		/*
-		 * The waits gathered nothing: under 1.25 completions a message
-		 * though the window held some back, for a host that meanwhile
-		 * had nothing to submit (one command at a time). Smaller at
-		 * once, whatever the rate did (between such windows it moves
-		 * by noise alone), and no climbing back to this window for
-		 * NVME_DIM_CEIL_HOLD epochs.
-		 */
-		d->ceiling = d->level;
-		d->ceil_hold = NVME_DIM_CEIL_HOLD;
-		d->parked = false;
-		d->reversed = false;
-		d->dir = -1;
-		nvme_dim_move(d);
-	} else if (idle_waits && (!had_prev || vs == 0) && !(d->parked && d->hold)) {
+	if (idle_waits && (!had_prev || vs == 0) && !(d->parked && d->hold)) {
 		/*
 		 * The host waited for us rather than working meanwhile, and the
 		 * rate shows no gain: smaller. (Where an interrupt costs more than
@@ -217,8 +199,8 @@ static void nvme_coal_sent(struct nvme_ctrl *c, unsigned v, uint64_t now, bool w
 		uint64_t rate = cv->epoch_cpls * 1000000000ULL / span;
 		unsigned was = cv->dim.level;
 
-		nvme_dim_epoch(&cv->dim, rate, cv->epoch_irqs, (unsigned)cv->epoch_cpls,
-			       cv->epoch_deferred, cv->epoch_starved);
+		nvme_dim_epoch(&cv->dim, rate, cv->epoch_irqs, cv->epoch_deferred,
+			       cv->epoch_starved);
 		log_debug("nvme", "%s: vector %u: %llu completions/s, %llu in %u interrupts, %u of which "
 			  "waited (%u with the host idle, %u more not needed) in a %u us window; "
 			  "next %u us%s", c->dev->id, v, (unsigned long long)rate,

@@ -318,14 +318,12 @@ struct nvme_vecfd {
 #define NVME_DIM_LEVELS 8
 #define NVME_DIM_EPOCH  64		/* messages per measurement */
 #define NVME_DIM_HOLD   8		/* epochs parked after coming back */
-#define NVME_DIM_CEIL_HOLD 32		/* epochs kept below a window that gathered nothing */
 
 struct nvme_dim {
 	uint8_t level;			/* index into the window sizes */
 	int8_t dir;			/* +1 larger windows, -1 smaller */
 	bool parked, reversed, have_prev;
 	uint8_t hold;			/* parked epochs left before an idle-wait probe */
-	uint8_t ceiling, ceil_hold;	/* no larger than below ceiling for ceil_hold epochs */
 	uint64_t prev_rate;		/* completions/s in the last epoch */
 	uint64_t park_rate;		/* ... when it parked */
 };
@@ -410,8 +408,8 @@ void nvme_coal_flush(struct nvme_ctrl *c, bool force);
 bool nvme_coal_muted(const struct nvme_ctrl *c, unsigned v);
 void nvme_coal_reset(struct nvme_ctrl *c);
 uint64_t nvme_coal_now(const struct nvme_ctrl *c);
-unsigned nvme_dim_epoch(struct nvme_dim *d, uint64_t cpl_rate, unsigned irqs, unsigned cpls,
-			unsigned deferred, unsigned starved);
+unsigned nvme_dim_epoch(struct nvme_dim *d, uint64_t cpl_rate, unsigned irqs, unsigned deferred,
+			unsigned starved);
 void nvme_fatal(struct nvme_ctrl *c, const char *why);
 
 /* queue.c: SQ/CQ mechanics */
