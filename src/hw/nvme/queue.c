@@ -142,6 +142,16 @@ static bool nvme_cq_head_ok(const struct nvme_cq *cq, uint32_t new_head)
 	return new_head < cq->size && adv <= used;
 }
 
+/* Take the CQ head from the shadow doorbell when it holds a legal one. */
+static void nvme_cq_shadow_head(struct nvme_ctrl *c, uint16_t qid)
+{
+	struct nvme_cq *cq = &c->cq[qid];
+	uint16_t h = nvme_shadow_read(c, qid, true, cq->head);
+
+	if (nvme_cq_head_ok(cq, h))
+		cq->head = h;
+}
+
 /*
  * Refresh the CQ head from the shadow doorbell, if the host uses one, and
  * publish the CQ's event index (§5.8). ring: the controller must hear of the
@@ -155,21 +165,16 @@ static bool nvme_cq_head_ok(const struct nvme_cq *cq, uint32_t new_head)
 void nvme_cq_refresh_head(struct nvme_ctrl *c, uint16_t qid, bool ring)
 {
 	struct nvme_cq *cq = &c->cq[qid];
-	uint16_t h;
 
 	if (!c->r.dbbuf_dbs)
 		return;
-	h = nvme_shadow_read(c, qid, true, cq->head);
-	if (nvme_cq_head_ok(cq, h))
-		cq->head = h;
+	nvme_cq_shadow_head(c, qid);
 	nvme_shadow_write(c, c->r.dbbuf_eis, qid, true,
 			  ring ? cq->head : (uint16_t)((cq->head + cq->size - 1) % cq->size));
 	if (!ring)
 		return;
 	atomic_thread_fence(memory_order_seq_cst);
-	h = nvme_shadow_read(c, qid, true, cq->head);
-	if (nvme_cq_head_ok(cq, h))
-		cq->head = h;
+	nvme_cq_shadow_head(c, qid);
 }
 
 /*
@@ -180,13 +185,9 @@ void nvme_cq_refresh_head(struct nvme_ctrl *c, uint16_t qid, bool ring)
 bool nvme_cq_consumed(struct nvme_ctrl *c, uint16_t qid)
 {
 	struct nvme_cq *cq = &c->cq[qid];
-	uint16_t h;
 
-	if (cq->head != cq->tail && c->r.dbbuf_dbs) {
-		h = nvme_shadow_read(c, qid, true, cq->head);
-		if (nvme_cq_head_ok(cq, h))
-			cq->head = h;
-	}
+	if (cq->head != cq->tail && c->r.dbbuf_dbs)
+		nvme_cq_shadow_head(c, qid);
 	return cq->head == cq->tail;
 }
 
